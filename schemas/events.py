@@ -1,0 +1,192 @@
+"""Inbound event contract: one pydantic model per event type, a discriminated union on ``type``.
+
+Producers in other languages validate against the JSON Schema exported from these
+models (``schemas/json/``); the stream validates every message against the same models.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+Channel = Literal["voice", "chat", "email", "social", "callback"]
+CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "social", "callback")
+
+#: Identifiers: printable, no spaces, bounded so a hostile producer cannot blow up keys.
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Event(BaseModel):
+    """Fields every event carries: identity for de-duplication and event time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Ident = Field(description="Unique per event; redeliveries carry the same id.")
+    ts: AwareDatetime = Field(description="Event time with a UTC offset; stored as UTC, ms precision.")
+    tenant: Ident = Field(description="The client company the centre works for.")
+
+    @field_validator("ts")
+    @classmethod
+    def _utc_ms(cls, v: datetime) -> datetime:
+        # Event time is compared across systems: normalise to UTC and to the ms the
+        # tables keep, so the same event always folds to the same record.
+        v = v.astimezone(timezone.utc)
+        return v.replace(microsecond=v.microsecond // 1000 * 1000)
+
+    @property
+    def ts_ms(self) -> int:
+        return (self.ts - _EPOCH) // timedelta(milliseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class _InteractionEvent(_Event):
+    interaction_id: Ident = Field(description="Kafka key of the raw-events topic.")
+    channel: Channel
+
+
+class Offered(_InteractionEvent):
+    """The contact entered a queue (again, after a transfer to a queue)."""
+
+    type: Literal["offered"] = "offered"
+    queue: Ident
+    customer_id: Ident | None = None
+    priority: int = Field(0, ge=0, le=100)
+
+
+class Answered(_InteractionEvent):
+    type: Literal["answered"] = "answered"
+    agent_id: Ident
+    queue: Ident | None = None
+
+
+class Abandoned(_InteractionEvent):
+    """The customer left the queue before an agent answered."""
+
+    type: Literal["abandoned"] = "abandoned"
+    queue: Ident | None = None
+
+
+class HoldStarted(_InteractionEvent):
+    type: Literal["hold_started"] = "hold_started"
+    agent_id: Ident | None = None
+
+
+class HoldEnded(_InteractionEvent):
+    type: Literal["hold_ended"] = "hold_ended"
+    agent_id: Ident | None = None
+
+
+class Transferred(_InteractionEvent):
+    """To a queue (the contact waits again, an ``offered`` follows) or straight to an agent."""
+
+    type: Literal["transferred"] = "transferred"
+    to_queue: Ident | None = None
+    to_agent: Ident | None = None
+    agent_id: Ident | None = Field(None, description="The agent who transferred.")
+
+    @model_validator(mode="after")
+    def _has_target(self) -> "Transferred":
+        if (self.to_queue is None) == (self.to_agent is None):
+            raise ValueError("transferred needs exactly one of to_queue or to_agent")
+        return self
+
+
+class Ended(_InteractionEvent):
+    """The conversation ended (hang-up or chat closed); after-call work starts."""
+
+    type: Literal["ended"] = "ended"
+    agent_id: Ident | None = None
+
+
+class WrapupEnded(_InteractionEvent):
+    type: Literal["wrapup_ended"] = "wrapup_ended"
+    agent_id: Ident | None = None
+    disposition: Name | None = None
+    resolved: bool | None = None
+
+
+class FirstResponse(_InteractionEvent):
+    """First agent message of a chat-like contact."""
+
+    type: Literal["first_response"] = "first_response"
+    agent_id: Ident | None = None
+
+
+class Csat(_InteractionEvent):
+    """A satisfaction rating; may arrive minutes or days after the contact."""
+
+    type: Literal["csat"] = "csat"
+    score: int = Field(ge=1, le=5)
+
+
+class _AgentEvent(_Event):
+    agent_id: Ident = Field(description="Kafka key of the agent-events topic.")
+
+
+class AgentLogin(_AgentEvent):
+    type: Literal["agent_login"] = "agent_login"
+    queues: list[Ident] = Field(default_factory=list, max_length=256)
+
+
+class AgentLogout(_AgentEvent):
+    type: Literal["agent_logout"] = "agent_logout"
+
+
+class AgentReady(_AgentEvent):
+    type: Literal["agent_ready"] = "agent_ready"
+
+
+class AgentNotReady(_AgentEvent):
+    type: Literal["agent_not_ready"] = "agent_not_ready"
+    reason: Name = Field(description="break, lunch, training, meeting, ...")
+
+
+InteractionEvent = Annotated[
+    Union[
+        Offered, Answered, Abandoned, HoldStarted, HoldEnded, Transferred,
+        Ended, WrapupEnded, FirstResponse, Csat,
+    ],
+    Field(discriminator="type"),
+]
+AgentEvent = Annotated[
+    Union[AgentLogin, AgentLogout, AgentReady, AgentNotReady],
+    Field(discriminator="type"),
+]
+Event = Annotated[
+    Union[
+        Offered, Answered, Abandoned, HoldStarted, HoldEnded, Transferred,
+        Ended, WrapupEnded, FirstResponse, Csat,
+        AgentLogin, AgentLogout, AgentReady, AgentNotReady,
+    ],
+    Field(discriminator="type"),
+]
+
+INTERACTION_EVENT_TYPES: tuple[str, ...] = (
+    "offered", "answered", "abandoned", "hold_started", "hold_ended", "transferred",
+    "ended", "wrapup_ended", "first_response", "csat",
+)
+AGENT_EVENT_TYPES: tuple[str, ...] = ("agent_login", "agent_logout", "agent_ready", "agent_not_ready")
+
+interaction_event_adapter: TypeAdapter[InteractionEvent] = TypeAdapter(InteractionEvent)
+agent_event_adapter: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str) -> Event:
+    """Parse one JSON message; raises ``pydantic.ValidationError`` with the reason."""
+    return event_adapter.validate_json(raw)

@@ -1,0 +1,1 @@
+"""ccpulse streaming side: faust app, pure state machine, sinks and the command line."""

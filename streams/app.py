@@ -1,0 +1,257 @@
+"""The faust app: topics, the interaction state table, agents, timers and the web endpoint.
+
+Data flows one way: raw events → validation → state table (pure fold in streams.state)
+→ interaction records topic → ClickHouse; rejected messages → dead-letter topic →
+ClickHouse. Every ClickHouse write is awaited inside the agent before faust acks the
+batch, so offsets are committed only after their rows are stored (at-least-once), and
+the ReplacingMergeTree keys of sql/ make redelivered rows collapse (exact figures).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import faust
+from faust.types import TP, EventT
+from faust.web import Request, Response, View
+
+from schemas.events import Event
+from streams import state as sm
+from streams.clickhouse import connect
+from streams.settings import Settings
+from streams.sinks import rows
+from streams.sinks.writer import BatchWriter
+from streams.topics import INTERACTION_TABLE
+from streams.validate import Rejected, TopicKind, validate
+
+log = logging.getLogger("ccpulse.worker")
+
+#: Statements the read-only endpoint accepts (first keyword).
+READ_ONLY_KEYWORDS = ("select", "with", "show", "describe", "desc", "exists", "explain")
+
+
+@dataclass
+class Clock:
+    """Event-time "now": the newest event time seen, advanced by wall time since.
+
+    Replays of old data close interactions by their own time line, and a quiet live
+    queue still times out as the wall clock moves on.
+    """
+
+    watermark_ms: int = 0
+    seen_at: float = field(default_factory=time.time)
+
+    def observe(self, ts_ms: int) -> None:
+        if ts_ms > self.watermark_ms:
+            self.watermark_ms, self.seen_at = ts_ms, time.time()
+
+    def now_ms(self) -> int:
+        if not self.watermark_ms:
+            return 0
+        return self.watermark_ms + int((time.time() - self.seen_at) * 1000)
+
+
+@dataclass
+class Counters:
+    events: int = 0
+    dead_letters: int = 0
+    records_emitted: int = 0
+    timed_out: int = 0
+    expired: int = 0
+
+
+def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
+    m = ev.message
+    value = m.value if isinstance(m.value, bytes) else (m.value or b"")
+    return {
+        "reason": rej.reason, "error": rej.error[:2000], "source_topic": m.topic,
+        "source_partition": m.partition, "source_offset": m.offset,
+        "received_at_ms": int(time.time() * 1000),
+        "key": m.key.decode("utf-8", "replace") if isinstance(m.key, bytes) else None,
+        "payload_b64": base64.b64encode(value).decode(),
+    }
+
+
+def create_app(s: Settings) -> faust.App:
+    """Build the app for these settings (agents close over them; no module globals)."""
+    app = faust.App(
+        s.app_id,
+        broker=s.broker,
+        store=s.store,
+        datadir=str(s.state_dir / "faust" / f"worker-{s.web_port}"),
+        topic_partitions=s.partitions,
+        topic_replication_factor=s.replication_factor,
+        broker_session_timeout=s.session_timeout_s,
+        broker_heartbeat_interval=max(s.session_timeout_s / 5, 0.5),
+        broker_request_timeout=max(30.0, s.session_timeout_s * 2),
+        broker_commit_interval=s.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=s.web_host,
+        web_host=s.web_host,
+        web_port=s.web_port,
+        web_in_thread=False,
+    )
+    if s.broker_flavour == "tansu":
+        from streams.broker_quirks import patch_end_offsets_for_tansu
+
+        patch_end_offsets_for_tansu()
+
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
+           "partitions": s.partitions}
+    events_topic = app.topic(s.topic_events, **raw)
+    agent_events_topic = app.topic(s.topic_agent_events, **raw)
+    interactions_topic = app.topic(s.topic_interactions, **raw)
+    dead_letters_topic = app.topic(s.topic_dead_letters, **raw)
+    table = app.Table(INTERACTION_TABLE, partitions=s.partitions, key_type=bytes, key_serializer="raw",
+                      value_serializer="json", help="Open and recently closed interactions: their event facts.")
+
+    writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database))
+    clock = Clock()
+    counters = Counters()
+    timeout_ms = int(s.interaction_timeout_s * 1000)
+    retention_ms = int(s.state_retention_s * 1000)
+    app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table}  # type: ignore[attr-defined]
+
+    def emit(key: bytes, record: dict[str, Any]) -> None:
+        interactions_topic.send_soon(key=key, value=json.dumps(record, separators=(",", ":")).encode())
+        counters.records_emitted += 1
+        if record["closed_by_timeout"]:
+            counters.timed_out += 1
+
+    def store_state(key: bytes, st: sm.State) -> None:
+        table.data[key] = st
+        table.send_changelog(st["p"], key, st)
+
+    async def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
+        """Valid events of a batch; the rest go to the dead-letter topic."""
+        good: list[tuple[EventT, Event]] = []
+        for ev in events:
+            m = ev.message
+            out = validate(m.value, m.key, kind)
+            if isinstance(out, Rejected):
+                dead_letters_topic.send_soon(key=m.key, value=json.dumps(_dead_letter(out, ev)).encode())
+                counters.dead_letters += 1
+            else:
+                good.append((ev, out))
+        counters.events += len(events)
+        return good
+
+    def raw_batch(good: list[tuple[EventT, Event]]) -> Any:
+        return rows.raw_event_batch(
+            (e, ev.message.topic, ev.message.partition, ev.message.offset, ev.message.value) for ev, e in good)
+
+    @app.agent(events_topic, name="fold-interactions")
+    async def fold_interactions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            good = await validated(events, "events")
+            by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
+            for ev, e in good:
+                clock.observe(e.ts_ms)
+                by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
+            now = clock.now_ms()
+            # No await between reading and writing states: the timer cannot interleave.
+            for key, (partition, facts) in by_key.items():
+                st = table.data.get(key) or sm.new_state()
+                if sm.merge(st, facts):
+                    st["p"] = partition
+                    st["l"] = sm.last_event_ms(st)
+                    record = sm.due_record(key.decode(), st, now, timeout_ms)
+                    store_state(key, st)
+                    if record:
+                        emit(key, record)
+            await writer.write(rows.RAW_EVENTS_TABLE, raw_batch(good))
+
+    @app.agent(agent_events_topic, name="agent-events")
+    async def agent_events(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            good = await validated(events, "agent_events")
+            await writer.write(rows.RAW_EVENTS_TABLE, raw_batch(good))
+
+    @app.agent(interactions_topic, name="store-interactions")
+    async def store_interactions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            batch = rows.interaction_batch(json.loads(ev.message.value) for ev in events)
+            await writer.write(rows.INTERACTIONS_TABLE, batch)
+
+    @app.agent(dead_letters_topic, name="store-dead-letters")
+    async def store_dead_letters(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            batch = rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)
+            await writer.write(rows.DEAD_LETTERS_TABLE, batch)
+
+    @app.timer(interval=max(1.0, min(30.0, s.interaction_timeout_s / 10)), name="close-timed-out")
+    async def close_timed_out() -> None:
+        """Close interactions whose final event never came; forget long-closed ones."""
+        now = clock.now_ms()
+        if not now:
+            return
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
+        for key, st in list(table.data.items()):
+            if st is None or st.get("p") not in owned:
+                continue
+            if st["v"] == sm.version_of(st):
+                if now - st["l"] > retention_ms:
+                    del table.data[key]
+                    table.send_changelog(st["p"], key, None)
+                    counters.expired += 1
+                continue
+            record = sm.due_record(key.decode(), st, now, timeout_ms)
+            if record:
+                store_state(key, st)
+                emit(key, record)
+
+    @app.page("/sql")
+    class SqlView(View):
+        """Read-only queries against the worker's ClickHouse (the embedded one is
+        locked to this process, so ``ccpulse sql`` comes here)."""
+
+        async def post(self, request: Request, **kwargs: Any) -> Response:
+            body = await request.json()
+            sql = str(body.get("sql", "")).strip().rstrip(";")
+            first = sql.split(None, 1)[0].lower() if sql else ""
+            if first not in READ_ONLY_KEYWORDS or ";" in sql:
+                return self.json({"error": "read-only endpoint: one SELECT/SHOW/DESCRIBE statement"}, status=400)
+            try:
+                res = await writer.query(sql)
+            except Exception as e:  # the caller gets ClickHouse's own message
+                return self.json({"error": str(e)}, status=400)
+            return self.json({"columns": res.columns, "rows": [[_jsonable(v) for v in r] for r in res.rows]})
+
+    @app.page("/health")
+    class HealthView(View):
+        """Liveness and progress: counters, rows stored, and why the sink is degraded."""
+
+        async def get(self, request: Request, **kwargs: Any) -> Response:
+            c = counters
+            return self.json({
+                "status": "degraded" if writer.degraded else "ok",
+                "degraded": writer.degraded,
+                "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
+                "timed_out": c.timed_out, "expired": c.expired, "rows_written": writer.rows_written,
+                "event_time_ms": clock.now_ms(), "states": len(table.data),
+                "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
+            })
+
+    @app.on_before_shutdown.connect  # type: ignore[misc]
+    async def _close_writer(app_: faust.App, **kwargs: Any) -> None:
+        writer.close()
+
+    return app
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)

@@ -1,0 +1,266 @@
+"""The ``ccpulse`` command line: one entry point for set-up, producing, the worker and queries."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from streams.settings import ConfigError, Settings, load_settings
+
+
+class CliError(Exception):
+    """An error for a person: printed as one line with what to do next, exit code 2."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "config", None):
+        os.environ["CCPULSE_CONFIG"] = args.config
+    return load_settings()
+
+
+# --- commands -------------------------------------------------------------------------
+
+def cmd_config(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    for k, v in s.dump().items():
+        print(f"{k:24} {v}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from streams.topics import create_topics
+
+    s = _settings(args)
+    try:
+        for spec, st in create_topics(s):
+            print(f"{spec.name:40} {spec.partitions:3} partitions  {st}")
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from streams.clickhouse import ClickHouseError, connect
+    from streams.migrate import migrate
+
+    s = _settings(args)
+    try:
+        ch = connect(s.clickhouse_url, s.clickhouse_database)
+        applied = migrate(ch)
+        ch.close()
+    except ClickHouseError as e:
+        raise CliError(str(e)) from None
+    print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from streams import devstack
+
+    s = _settings(args)
+    try:
+        if args.action == "up":
+            st = devstack.up(s.state_dir, s.dev_broker_port)
+            print(f"broker running on 127.0.0.1:{st.port} (pid {st.pid}, log {st.log})")
+        elif args.action == "down":
+            print(devstack.down(s.state_dir, s.dev_broker_port))
+        else:
+            st = devstack.status(s.state_dir, s.dev_broker_port)
+            print(f"broker: {st.detail} (port {st.port}, log {st.log})")
+            return 0 if st.running else 1
+    except devstack.DevStackError as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    s = _settings(args)
+    app = create_app(s)
+    worker = faust.Worker(app, loglevel=s.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _sim_messages(args: argparse.Namespace) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    import random
+
+    from streams.producer import from_event
+    from streams.simulate import SimConfig, simulate
+
+    cfg = SimConfig(seed=args.seed, interactions=args.interactions)
+    sim = simulate(cfg)
+    events = sorted(sim.events + sim.agent_events, key=lambda e: e["ts"])
+    out = [from_event(e) for e in events]
+    rnd = random.Random(args.seed)
+    if args.duplicates:
+        out += [out[i] for i in rnd.sample(range(len(out)), int(len(out) * args.duplicates))]
+    if args.shuffle:
+        rnd.shuffle(out)
+    return out, sim.truth
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.producer import produce
+
+    s = _settings(args)
+    messages, truth = _sim_messages(args)
+    if args.truth:
+        with open(args.truth, "w") as f:
+            for rec in truth.values():
+                f.write(json.dumps(rec) + "\n")
+    try:
+        produce(s, messages, rate=args.rate, total=len(messages), label="simulated events")
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    print(f"{len(truth):,} interactions, {len(messages):,} messages to {s.broker}")
+    return 0
+
+
+def _replay_messages(path: Path, fmt: str) -> tuple[list[Any], Any]:
+    from streams import replay
+    from streams.producer import Outgoing, from_event
+
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+    if fmt == "jsonl":
+        return [Outgoing(r.kind, r.key, r.value) for r in replay.iter_jsonl(path)], None
+    stats = replay.AnonymousBankStats()
+    events = [from_event(e) for e in replay.iter_anonymous_bank(path, stats=stats)]
+    return events, stats
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.producer import produce
+
+    s = _settings(args)
+    messages, stats = _replay_messages(Path(args.file), args.format)
+    if stats is not None:
+        print(stats.summary(), file=sys.stderr)
+    try:
+        produce(s, messages, rate=args.rate, total=len(messages), label=f"replayed {args.format}")
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from streams.query import run_query
+
+    s = _settings(args)
+    try:
+        res = run_query(s, args.query)
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    print_result(res.columns, res.rows, args.format)
+    return 0
+
+
+def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: Any = None) -> None:
+    out = out or sys.stdout
+    if fmt == "json":
+        out.write(json.dumps([dict(zip(columns, map(_plain, r))) for r in rows], default=str) + "\n")
+    elif fmt == "csv":
+        w = csv.writer(out)
+        w.writerow(columns)
+        w.writerows([[_plain(v) for v in r] for r in rows])
+    else:
+        cells = [[str(_plain(v)) for v in r] for r in rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+        out.write("  ".join("-" * w for w in widths) + "\n")
+        for r in cells:
+            out.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+        out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(_settings(args), args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.pipeline import run_bench
+
+    return run_bench(_settings(args), args)
+
+
+# --- parser ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ccpulse", description="Streaming KPI pipeline for contact centres.")
+    p.add_argument("--config", help="YAML settings file (same as CCPULSE_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("config", cmd_config, "show the effective settings (secrets masked)")
+    add("setup", cmd_setup, "create the Kafka topics with their partition counts")
+    db = add("db", lambda a: 0, "ClickHouse schema")
+    dbs = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dbs.add_parser("migrate", help="apply pending SQL migrations").set_defaults(fn=cmd_db_migrate)
+    dev = add("dev", cmd_dev, "the local Kafka-protocol broker (development and CI)")
+    dev.add_argument("action", choices=["up", "down", "status"])
+    add("worker", cmd_worker, "run a faust worker")
+
+    def sim_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--interactions", type=int, default=10_000, help="contacts to simulate (default 10000)")
+        sp.add_argument("--seed", type=int, default=1, help="random seed: same seed, same traffic")
+        sp.add_argument("--duplicates", type=float, default=0.0, help="share of messages sent twice (0..1)")
+        sp.add_argument("--shuffle", action="store_true", help="send in random order")
+
+    sim = add("simulate", cmd_simulate, "produce seeded, realistic contact-centre traffic")
+    sim_args(sim)
+    sim.add_argument("--rate", type=float, help="messages per second (default: as fast as possible)")
+    sim.add_argument("--truth", help="write the intended interaction records (JSONL) here")
+    rp = add("replay", cmd_replay, "produce events from a file")
+    rp.add_argument("file")
+    rp.add_argument("--format", choices=["anonymous-bank", "jsonl"], default="jsonl")
+    rp.add_argument("--rate", type=float, help="messages per second (default: as fast as possible)")
+    q = add("sql", cmd_sql, "query ClickHouse (through the worker when it owns the embedded engine)")
+    q.add_argument("query")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    demo = add("demo", cmd_demo, "start everything locally, feed it, and summarise")
+    sim_args(demo)
+    demo.add_argument("--replay", help="feed this file instead of simulated traffic")
+    demo.add_argument("--format", choices=["anonymous-bank", "jsonl"], default="anonymous-bank")
+    demo.add_argument("--timeout", type=float, default=600, help="seconds to wait for the worker")
+    bench = add("bench", cmd_bench, "measure throughput through the whole path")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--events", type=int, default=200_000, help="events to push through")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (CliError, ConfigError) as e:
+        print(f"ccpulse: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

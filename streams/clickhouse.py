@@ -1,0 +1,180 @@
+"""ClickHouse behind one small interface, chosen by URL: embedded chdb or a server.
+
+``chdb://path`` runs the engine in this process (one process per data path: stack.md);
+``clickhouse://user:pass@host:9000/db`` speaks the native protocol via clickhouse-driver.
+Both take columnar batches as pyarrow arrays: chdb inserts them zero-copy through
+``Python(table)``, the driver gets plain Python columns.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+
+Dialect = Literal["modern", "legacy"]
+
+
+class ClickHouseError(Exception):
+    """A ClickHouse call failed; the message says which server and what to do."""
+
+
+class ClickHouseUnavailable(ClickHouseError):
+    """The server cannot be reached or the data path is locked; worth retrying later."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class ClickHouse(Protocol):
+    """What sinks, migrations and the CLI need from a ClickHouse engine."""
+
+    database: str
+    dialect: Dialect
+    url: str
+
+    def command(self, sql: str) -> None: ...
+    def query(self, sql: str) -> Result: ...
+    def insert(self, table: str, batch: pa.Table) -> None: ...
+    def close(self) -> None: ...
+
+
+def _dialect_of(version: str) -> Dialect:
+    major = int(version.split(".")[0])
+    return "legacy" if major < 20 else "modern"
+
+
+class ChdbClickHouse:
+    """Embedded engine; every call is serialised because a session is not thread-safe."""
+
+    def __init__(self, path: str, database: str, url: str) -> None:
+        from chdb import session  # imported here: 0.35 s and 0.4 GB that the server path never needs
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.url, self.database, self.path = url, database, path
+        self._lock = threading.Lock()
+        try:
+            self._session = session.Session(path)
+        except Exception as e:  # chdb raises a bare RuntimeError/ChdbError
+            if "lock" in str(e).lower():
+                raise ClickHouseUnavailable(
+                    f"embedded ClickHouse at {path} is in use by another process (a running "
+                    "`ccpulse worker`?): stop it, or query through it with `ccpulse sql`") from None
+            raise ClickHouseError(f"cannot open embedded ClickHouse at {path}: {e}") from None
+        self.dialect: Dialect = "modern"
+        self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+    def command(self, sql: str) -> None:
+        with self._lock:
+            try:
+                self._session.query(sql)
+            except Exception as e:
+                raise ClickHouseError(f"{e}") from None
+
+    def query(self, sql: str) -> Result:
+        with self._lock:
+            try:
+                t = self._session.query(sql, "ArrowTable")
+            except Exception as e:
+                raise ClickHouseError(f"{e}") from None
+        cols = t.to_pydict()
+        names = list(t.column_names)
+        return Result(names, list(zip(*(cols[n] for n in names))) if names else [])
+
+    def insert(self, table: str, batch: pa.Table) -> None:
+        ccpulse_batch = batch  # noqa: F841 -- chdb resolves Python(name) from this frame
+        cols = ", ".join(batch.column_names)
+        with self._lock:
+            try:
+                self._session.query(
+                    f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM Python(ccpulse_batch)")
+            except Exception as e:
+                raise ClickHouseError(f"insert into {table}: {e}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.close()
+
+
+class NativeClickHouse:
+    """A ClickHouse server over the native protocol (clickhouse-driver)."""
+
+    def __init__(self, host: str, port: int, user: str, password: str, database: str, url: str) -> None:
+        from clickhouse_driver import Client
+
+        self.url, self.database = url, database
+        self._where = f"{host}:{port}"
+        self._client = Client(host=host, port=port, user=user, password=password,
+                              connect_timeout=5, send_receive_timeout=60,
+                              settings={"use_numpy": False})
+        self._lock = threading.Lock()
+        version = self._call(lambda c: c.execute("SELECT version()"))[0][0]
+        self.dialect = _dialect_of(version)
+        self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+    def _call(self, fn: Any) -> Any:
+        from clickhouse_driver import errors
+
+        with self._lock:
+            try:
+                return fn(self._client)
+            except (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError) as e:
+                self._client.disconnect()
+                raise ClickHouseUnavailable(
+                    f"ClickHouse server {self._where} unreachable ({e.__class__.__name__}: {e}); "
+                    "is it running? check clickhouse_url") from None
+            except errors.Error as e:
+                raise ClickHouseError(f"ClickHouse server {self._where}: {e}") from None
+
+    def command(self, sql: str) -> None:
+        self._call(lambda c: c.execute(sql))
+
+    def query(self, sql: str) -> Result:
+        rows, types = self._call(lambda c: c.execute(sql, with_column_types=True))
+        return Result([n for n, _ in types], [tuple(r) for r in rows])
+
+    def insert(self, table: str, batch: pa.Table) -> None:
+        cols = batch.column_names
+        data = [batch.column(n).to_pylist() for n in cols]
+        self._call(lambda c: c.execute(
+            f"INSERT INTO {self.database}.{table} ({', '.join(cols)}) VALUES", data, columnar=True))
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.disconnect()
+
+
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def connect(url: str, database: str = "ccpulse") -> ClickHouse:
+    """Open the engine a URL names (see the module docstring for the two forms)."""
+    u = urlparse(url)
+    if u.scheme == "chdb":
+        path = url[len("chdb://"):]
+        if not path:
+            raise ClickHouseError("chdb URL needs a path: chdb://.ccpulse/chdb or chdb:///abs/path")
+        if not _DB_NAME.match(database):
+            raise ClickHouseError(f"bad database name {database!r}")
+        return ChdbClickHouse(path, database, url)
+    if u.scheme == "clickhouse":
+        db = (u.path or "/").strip("/") or database
+        if not _DB_NAME.match(db):
+            raise ClickHouseError(f"bad database name {db!r} in {url}")
+        try:
+            return NativeClickHouse(u.hostname or "127.0.0.1", u.port or 9000, unquote(u.username or "default"),
+                                    unquote(u.password or ""), db, url)
+        except ClickHouseUnavailable:
+            raise
+    raise ClickHouseError(f"unknown ClickHouse URL {url!r}: use chdb://path or clickhouse://user:pass@host:9000/db")

@@ -1,0 +1,125 @@
+"""One frozen settings model for every command: environment variables (``CCPULSE_*``)
+over an optional YAML file (``CCPULSE_CONFIG`` or ``--config``) over defaults."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CCPULSE_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line with what to do next."""
+
+
+class Settings(BaseSettings):
+    """Every setting of ccpulse; the README lists them with these descriptions."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    # --- Kafka -------------------------------------------------------------------------
+    broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap URL(s), `kafka://host:port[;host:port]`.")
+    broker_flavour: Literal["kafka", "tansu"] = Field(
+        "kafka", description="`tansu` switches on the work-around for the local dev broker's end-offset bug.")
+    app_id: str = Field("ccpulse", description="Faust app id: consumer group and changelog topic prefix.")
+    topic_events: str = Field("ccpulse.events", description="Raw interaction events, keyed by interaction_id.")
+    topic_agent_events: str = Field("ccpulse.agent-events", description="Raw agent events, keyed by agent_id.")
+    topic_interactions: str = Field("ccpulse.interactions", description="Interaction records, keyed by interaction_id.")
+    topic_dead_letters: str = Field("ccpulse.dead-letters", description="Rejected messages with the reason.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of every ccpulse topic (set once, at `ccpulse setup`).")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of ccpulse topics.")
+    session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout; lower = faster fail-over and start.")
+    commit_interval_s: float = Field(1.0, gt=0, description="How often processed offsets are committed.")
+    # --- State machine -----------------------------------------------------------------
+    interaction_timeout_s: float = Field(
+        4 * 3600, gt=0, description="Close an interaction this long (event time) after its last event if its final event never came.")
+    state_retention_s: float = Field(
+        8 * 86400, gt=0, description="Keep a closed interaction's state this long for late events (CSAT, stragglers).")
+    store: str = Field("memory://", description="Faust table store: `memory://` (rebuilt from the changelog) or `rocksdb://`.")
+    # --- ClickHouse --------------------------------------------------------------------
+    clickhouse_url: str = Field(
+        "chdb://.ccpulse/chdb", description="`chdb://relative/path`, `chdb:///absolute/path` (embedded) or `clickhouse://user:pass@host:9000/db` (server).")
+    clickhouse_database: str = Field("ccpulse", description="Database for chdb (a clickhouse:// URL names its own).")
+    sink_batch_size: int = Field(5000, ge=1, description="Rows per ClickHouse insert at most.")
+    sink_batch_seconds: float = Field(0.5, gt=0, description="Longest a row waits before its batch is written.")
+    # --- Worker web endpoint -----------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's read-only HTTP endpoint.")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP endpoint (`ccpulse sql` uses it).")
+    # --- Local development -------------------------------------------------------------
+    state_dir: Path = Field(Path(".ccpulse"), description="Project-local folder for the dev broker's pid/logs and faust data.")
+    dev_broker_port: int = Field(19092, ge=1, le=65535, description="Port of the local broker `ccpulse dev up` starts.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, v: str) -> str:
+        if not v.startswith("kafka://") or not v[len("kafka://"):]:
+            raise ValueError("broker must look like kafka://host:port")
+        return v
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _ch_url(cls, v: str) -> str:
+        scheme = urlparse(v).scheme
+        if scheme not in ("chdb", "clickhouse"):
+            raise ValueError("clickhouse_url must start with chdb:/// or clickhouse://")
+        return v
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [h for h in self.broker[len("kafka://"):].split(";") if h]
+
+    def dump(self) -> dict[str, Any]:
+        """Settings as shown to a person: passwords in URLs masked."""
+        out = self.model_dump(mode="json")
+        u = urlparse(self.clickhouse_url)
+        if u.password:
+            out["clickhouse_url"] = self.clickhouse_url.replace(f":{u.password}@", ":***@")
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The YAML file named by CCPULSE_CONFIG, if any (keys as the field names)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(ENV_PREFIX + "CONFIG")
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found: fix CCPULSE_CONFIG or --config") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env and YAML; a problem becomes one ConfigError naming the key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"]) or "?"
+        raise ConfigError(
+            f"setting {key!r}: {err['msg']} (env {ENV_PREFIX}{key.upper()} or key {key!r} in the YAML file)"
+        ) from None

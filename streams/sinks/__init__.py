@@ -1,0 +1,1 @@
+"""Sinks: rows shaped for ClickHouse tables, and the batch writer that stores them."""

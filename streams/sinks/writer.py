@@ -1,0 +1,74 @@
+"""Stores batches in ClickHouse off the event loop, retrying outages with backoff.
+
+The agents await ``write`` before they return a batch to faust, and faust acks (so
+commits) a batch's offsets only after that: a row is stored before its offset is
+committed. An outage therefore pauses consumption (backpressure) instead of dropping
+or buffering without bound; ``degraded`` tells the health endpoint why.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+import pyarrow as pa
+
+from streams.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable, Result
+
+log = logging.getLogger("ccpulse.sink")
+T = TypeVar("T")
+
+
+class BatchWriter:
+    """One ClickHouse connection, one thread: chdb sessions are not thread-safe."""
+
+    def __init__(self, open_clickhouse: Callable[[], ClickHouse], max_backoff_s: float = 10.0) -> None:
+        self._open = open_clickhouse
+        self._ch: ClickHouse | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._max_backoff = max_backoff_s
+        self.degraded: str | None = None
+        self.rows_written: dict[str, int] = {}
+        self.last_write_at: float | None = None
+
+    def _clickhouse(self) -> ClickHouse:
+        if self._ch is None:
+            self._ch = self._open()
+        return self._ch
+
+    async def _run(self, fn: Callable[[ClickHouse], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._clickhouse()))
+
+    async def write(self, table: str, batch: pa.Table) -> None:
+        """Store the batch; on failure wait and retry until it is stored."""
+        if batch.num_rows == 0:
+            return
+        backoff = 0.2
+        while True:
+            try:
+                await self._run(lambda ch: ch.insert(table, batch))
+            except (ClickHouseUnavailable, ClickHouseError) as e:
+                retry = getattr(e, "retry_after", backoff)
+                self.degraded = f"{table}: {e}"
+                log.warning("ClickHouse write to %s failed (%s); retrying in %.1f s, consumption paused",
+                            table, e, max(retry, backoff))
+                await asyncio.sleep(max(retry, backoff))
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            if self.degraded:
+                log.warning("ClickHouse writes recovered")
+            self.degraded = None
+            self.rows_written[table] = self.rows_written.get(table, 0) + batch.num_rows
+            self.last_write_at = time.time()
+            return
+
+    async def query(self, sql: str) -> Result:
+        return await self._run(lambda ch: ch.query(sql))
+
+    def close(self) -> None:
+        if self._ch is not None:
+            self._pool.submit(self._ch.close).result(timeout=30)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,283 @@
+"""Pure interaction state machine: a set of events in, one interaction record out.
+
+The state keeps every distinct event (by ``event_id``) as a small *fact*; the record is
+folded from the facts sorted by event time. A set has no order and no multiplicity, so
+the record is the same whatever order the events arrived in and however often each was
+delivered -- the property Kafka's at-least-once, out-of-order delivery needs.
+
+Nothing here does I/O; the faust agent persists the state (a JSON-able dict) in a
+changelog-backed table and decides when to emit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from schemas.events import Event
+
+#: Fact = [ts_ms, type, tenant, channel, attrs]; attrs holds only the fields the fold reads.
+Fact = list[Any]
+State = dict[str, Any]
+
+#: Tie-break for events with the same millisecond: the lifecycle order.
+TYPE_RANK = {
+    "offered": 0, "answered": 1, "first_response": 2, "hold_started": 3, "hold_ended": 4,
+    "transferred": 5, "abandoned": 6, "ended": 7, "wrapup_ended": 8, "csat": 9,
+}
+_ATTRS = ("queue", "customer_id", "priority", "agent_id", "to_queue", "to_agent",
+          "disposition", "resolved", "score")
+
+
+def fact_of(event: Event) -> tuple[str, Fact]:
+    """The (event_id, fact) pair the state keeps for an interaction event."""
+    attrs = {k: v for k in _ATTRS if (v := getattr(event, k, None)) is not None}
+    return event.event_id, [event.ts_ms, event.type, event.tenant, event.channel, attrs]
+
+
+def _sort_key(item: tuple[str, Fact]) -> tuple[int, int, str]:
+    eid, f = item
+    return f[0], TYPE_RANK[f[1]], eid
+
+
+def new_state() -> State:
+    """f: facts by event id; x: closed by timeout; v: last emitted version."""
+    return {"f": {}, "x": 0, "v": 0}
+
+
+def merge(state: State, facts: Iterable[tuple[str, Fact]]) -> bool:
+    """Add facts in place; True when the state changed.
+
+    Two different payloads under one event id (a producer bug) resolve to the smaller
+    fact, so even that case does not depend on arrival order.
+    """
+    changed = False
+    known = state["f"]
+    for eid, fact in facts:
+        old = known.get(eid)
+        if old is None:
+            known[eid] = fact
+            changed = True
+        elif old != fact and _canon(fact) < _canon(old):
+            known[eid] = fact
+            changed = True
+    return changed
+
+
+def _canon(fact: Fact) -> tuple:
+    return fact[0], TYPE_RANK[fact[1]], fact[2], fact[3], sorted(fact[4].items(), key=repr)
+
+
+@dataclass
+class _Fold:
+    """Running values of one pass over the sorted facts."""
+
+    tenant: str = ""
+    channel: str = ""
+    queues: list[str] = field(default_factory=list)
+    customer_id: str | None = None
+    priority: int = 0
+    agent_id: str | None = None
+    first_agent_id: str | None = None
+    offered_at: int | None = None
+    answered_at: int | None = None
+    abandoned_at: int | None = None
+    ended_at: int | None = None
+    wrapup_at: int | None = None
+    first_response_at: int | None = None
+    last_at: int = 0
+    wait: int = 0
+    connected: int = 0
+    hold: int = 0
+    holds: int = 0
+    transfers: int = 0
+    disposition: str | None = None
+    resolved: bool | None = None
+    csat: int | None = None
+    csat_at: int | None = None
+    in_queue_since: int | None = None
+    connected_since: int | None = None
+    hold_since: int | None = None
+    anomalies: list[str] = field(default_factory=list)
+
+    def flag(self, what: str) -> None:
+        if what not in self.anomalies:
+            self.anomalies.append(what)
+
+    def enter_queue(self, ts: int, queue: str | None) -> None:
+        self.leave_agent(ts)
+        if queue and (not self.queues or self.queues[-1] != queue):
+            self.queues.append(queue)
+        if self.in_queue_since is None:
+            self.in_queue_since = ts
+
+    def leave_queue(self, ts: int) -> None:
+        if self.in_queue_since is not None:
+            self.wait += ts - self.in_queue_since
+            self.in_queue_since = None
+
+    def leave_agent(self, ts: int) -> None:
+        if self.hold_since is not None:
+            self.hold += ts - self.hold_since
+            self.hold_since = None
+        if self.connected_since is not None:
+            self.connected += ts - self.connected_since
+            self.connected_since = None
+
+
+def _fold(facts: dict[str, Fact]) -> _Fold:
+    s = _Fold()
+    items = sorted(facts.items(), key=_sort_key)
+    first = items[0][1]
+    s.tenant, s.channel = first[2], first[3]
+    for _eid, (ts, typ, tenant, channel, a) in items:
+        if tenant != s.tenant:
+            s.flag("tenant_changed")
+        if channel != s.channel:
+            s.flag("channel_changed")
+        s.last_at = ts
+        if typ == "offered":
+            if s.offered_at is None:
+                s.offered_at = ts
+                s.customer_id = a.get("customer_id")
+                s.priority = a.get("priority", 0)
+            s.enter_queue(ts, a.get("queue"))
+        elif typ == "answered":
+            if s.in_queue_since is None and s.offered_at is None:
+                s.flag("answered_without_offer")
+            s.leave_queue(ts)
+            if s.answered_at is None:
+                s.answered_at = ts
+                s.first_agent_id = a.get("agent_id")
+            s.agent_id = a.get("agent_id")
+            if s.connected_since is None:
+                s.connected_since = ts
+        elif typ == "abandoned":
+            if s.in_queue_since is None:
+                s.flag("abandoned_while_not_queued")
+            s.leave_queue(ts)
+            if s.abandoned_at is None:
+                s.abandoned_at = ts
+        elif typ == "hold_started":
+            if s.connected_since is None:
+                s.flag("hold_while_not_connected")
+            elif s.hold_since is None:
+                s.hold_since = ts
+                s.holds += 1
+        elif typ == "hold_ended":
+            if s.hold_since is not None:
+                s.hold += ts - s.hold_since
+                s.hold_since = None
+        elif typ == "transferred":
+            s.transfers += 1
+            if a.get("to_queue"):
+                s.enter_queue(ts, a["to_queue"])
+            elif a.get("to_agent"):
+                s.agent_id = a["to_agent"]
+        elif typ == "ended":
+            if s.in_queue_since is not None:
+                # The customer left while queued: an abandon by another name.
+                s.leave_queue(ts)
+                if s.answered_at is None and s.abandoned_at is None:
+                    s.abandoned_at = ts
+            s.leave_agent(ts)
+            s.ended_at = ts
+        elif typ == "wrapup_ended":
+            if s.ended_at is None:
+                s.flag("wrapup_without_end")
+            s.wrapup_at = ts
+            s.disposition = a.get("disposition", s.disposition)
+            if "resolved" in a:
+                s.resolved = a["resolved"]
+        elif typ == "first_response":
+            if s.first_response_at is None:
+                s.first_response_at = ts
+        elif typ == "csat":
+            s.csat, s.csat_at = a["score"], ts
+    return s
+
+
+def is_complete(s: _Fold) -> bool:
+    """Nothing more is expected (a CSAT may still come, and is then applied)."""
+    if s.in_queue_since is not None or s.connected_since is not None:
+        return False
+    if s.answered_at is None:
+        return s.abandoned_at is not None
+    return s.ended_at is not None and s.wrapup_at is not None and s.wrapup_at >= s.ended_at
+
+
+def version_of(state: State) -> int:
+    """Monotonic in the state: more facts, or the same facts closed by the timeout."""
+    return 2 * len(state["f"]) + int(state["x"])
+
+
+def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> dict[str, Any]:
+    """The interaction record for the facts held now (a dict shaped as InteractionRecord)."""
+    s = s or _fold(state["f"])
+    end = s.last_at
+    # Open intervals at a timeout are closed at the last event seen, never in the future.
+    wait = s.wait + (end - s.in_queue_since if s.in_queue_since is not None else 0)
+    hold = s.hold + (end - s.hold_since if s.hold_since is not None else 0)
+    connected = s.connected + (end - s.connected_since if s.connected_since is not None else 0)
+    acw = 0
+    if s.wrapup_at is not None and s.ended_at is not None and s.wrapup_at >= s.ended_at:
+        acw = s.wrapup_at - s.ended_at
+    outcome = "answered" if s.answered_at is not None else (
+        "abandoned" if s.abandoned_at is not None else "unanswered")
+    return {
+        "interaction_id": interaction_id,
+        "tenant": s.tenant,
+        "channel": s.channel,
+        "queue": s.queues[-1] if s.queues else None,
+        "first_queue": s.queues[0] if s.queues else None,
+        "queues": s.queues,
+        "customer_id": s.customer_id,
+        "priority": s.priority,
+        "agent_id": s.agent_id,
+        "first_agent_id": s.first_agent_id,
+        "offered_at_ms": s.offered_at,
+        "answered_at_ms": s.answered_at,
+        "abandoned_at_ms": s.abandoned_at if s.answered_at is None else None,
+        "ended_at_ms": s.ended_at,
+        "wrapup_ended_at_ms": s.wrapup_at,
+        "first_response_at_ms": s.first_response_at,
+        "last_event_at_ms": s.last_at,
+        "wait_ms": wait,
+        "talk_ms": connected - hold,
+        "hold_ms": hold,
+        "acw_ms": acw,
+        "holds": s.holds,
+        "transfers": s.transfers,
+        "outcome": outcome,
+        "disposition": s.disposition,
+        "resolved": s.resolved,
+        "csat": s.csat,
+        "csat_at_ms": s.csat_at,
+        "closed_by_timeout": bool(state["x"]) and not is_complete(s),
+        "anomalies": sorted(s.anomalies),
+        "n_events": len(state["f"]),
+        "version": version_of(state),
+    }
+
+
+def last_event_ms(state: State) -> int:
+    return max(f[0] for f in state["f"].values())
+
+
+def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int) -> dict[str, Any] | None:
+    """The record to emit now, or None; marks the state emitted (and timed out) in place.
+
+    A record is due when the interaction is complete, or when its last event is older
+    than ``timeout_ms`` at event-time ``now_ms`` -- and it differs from what was emitted.
+    """
+    if not state["f"] or state["v"] == version_of(state):
+        return None  # nothing new since the last emission
+    fold = _fold(state["f"])
+    if not is_complete(fold):
+        if now_ms - last_event_ms(state) < timeout_ms:
+            return None
+        state["x"] = 1
+    record = build_record(interaction_id, state, fold)
+    if record["version"] <= state["v"]:
+        return None
+    state["v"] = record["version"]
+    return record
