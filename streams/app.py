@@ -78,11 +78,13 @@ def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
 
 def create_app(s: Settings) -> faust.App:
     """Build the app for these settings (agents close over them; no module globals)."""
+    datadir = s.state_dir / "faust" / f"worker-{s.web_port}"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         s.app_id,
         broker=s.broker,
         store=s.store,
-        datadir=str(s.state_dir / "faust" / f"worker-{s.web_port}"),
+        datadir=str(datadir),
         topic_partitions=s.partitions,
         topic_replication_factor=s.replication_factor,
         broker_session_timeout=s.session_timeout_s,
@@ -108,8 +110,9 @@ def create_app(s: Settings) -> faust.App:
     agent_events_topic = app.topic(s.topic_agent_events, **raw)
     interactions_topic = app.topic(s.topic_interactions, **raw)
     dead_letters_topic = app.topic(s.topic_dead_letters, **raw)
-    table = app.Table(INTERACTION_TABLE, partitions=s.partitions, key_type=bytes, key_serializer="raw",
-                      value_serializer="json", help="Open and recently closed interactions: their event facts.")
+    table = app.Table(INTERACTION_TABLE, partitions=s.partitions,
+                      schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+                      help="Open and recently closed interactions: their event facts.")
 
     writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database))
     clock = Clock()

@@ -55,6 +55,26 @@ def _dialect_of(version: str) -> Dialect:
     return "legacy" if major < 20 else "modern"
 
 
+def data_path_locked(path: str) -> bool:
+    """True when another process holds the engine's lock on ``path/status``.
+
+    Checked first because chdb, when it finds the lock taken, prints to stderr and
+    raises a vague BAD_ARGUMENTS error.
+    """
+    import fcntl
+
+    status = Path(path) / "status"
+    if not status.exists():
+        return False
+    with open(status, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
 class ChdbClickHouse:
     """Embedded engine; every call is serialised because a session is not thread-safe."""
 
@@ -64,13 +84,13 @@ class ChdbClickHouse:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
+        if data_path_locked(path):
+            raise ClickHouseUnavailable(
+                f"embedded ClickHouse at {path} is in use by another process (a running `ccpulse worker`?): "
+                "stop it, or query through it with `ccpulse sql`")
         try:
             self._session = session.Session(path)
         except Exception as e:  # chdb raises a bare RuntimeError/ChdbError
-            if "lock" in str(e).lower():
-                raise ClickHouseUnavailable(
-                    f"embedded ClickHouse at {path} is in use by another process (a running "
-                    "`ccpulse worker`?): stop it, or query through it with `ccpulse sql`") from None
             raise ClickHouseError(f"cannot open embedded ClickHouse at {path}: {e}") from None
         self.dialect: Dialect = "modern"
         self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
