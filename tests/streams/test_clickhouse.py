@@ -1,0 +1,103 @@
+"""Both ClickHouse engines: migrations apply twice, the sink's columns match the tables,
+rows round-trip exactly, and redelivered rows collapse to one."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from streams.clickhouse import ClickHouse, ClickHouseUnavailable, connect, data_path_locked
+from streams.migrate import load_migrations, migrate
+from streams.sinks import rows
+
+RECORD = {
+    "interaction_id": "i1", "tenant": "acme", "channel": "chat", "queue": "billing", "first_queue": "sales",
+    "queues": ["sales", "billing"], "customer_id": None, "priority": 3, "agent_id": "bob", "first_agent_id": "ann",
+    "offered_at_ms": 1767258000123, "answered_at_ms": 1767258010000, "abandoned_at_ms": None,
+    "ended_at_ms": 1767258100000, "wrapup_ended_at_ms": 1767258130000, "first_response_at_ms": None,
+    "last_event_at_ms": 1767258130000, "wait_ms": 9877, "talk_ms": 80000, "hold_ms": 10000, "acw_ms": 30000,
+    "holds": 1, "transfers": 1, "outcome": "answered", "disposition": "sale", "resolved": True, "csat": None,
+    "csat_at_ms": None, "closed_by_timeout": False, "anomalies": [], "n_events": 7, "version": 14,
+}
+
+
+@pytest.fixture(params=["chdb", "server"])
+def ch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClickHouse]:
+    if request.param == "chdb":
+        c = connect(f"chdb://{tmp_path / 'chdb'}", "cctest")
+    else:
+        srv = request.getfixturevalue("clickhouse_server")
+        c = connect(srv.url(f"cctest_{abs(hash(str(tmp_path))) % 10**8}"))
+    yield c
+    c.close()
+
+
+def test_migrations_apply_once_and_are_recorded(ch: ClickHouse) -> None:
+    names = [m.name for m in load_migrations()]
+    assert migrate(ch) == names
+    assert migrate(ch) == []
+    got = ch.query(f"SELECT version, name FROM {ch.database}.schema_migrations FINAL ORDER BY version").rows
+    assert [r[1] for r in got] == names
+
+
+def test_sink_columns_match_tables(ch: ClickHouse) -> None:
+    migrate(ch)
+    for table, cols in [(rows.RAW_EVENTS_TABLE, rows.RAW_EVENT_COLUMNS),
+                        (rows.INTERACTIONS_TABLE, rows.INTERACTION_COLUMNS),
+                        (rows.DEAD_LETTERS_TABLE, rows.DEAD_LETTER_COLUMNS)]:
+        got = ch.query(f"DESCRIBE TABLE {ch.database}.{table}").rows
+        assert [r[0] for r in got] == list(cols), table
+
+
+def test_interaction_round_trip_and_replacing_by_version(ch: ClickHouse) -> None:
+    migrate(ch)
+    older = {**RECORD, "version": 12, "csat": None}
+    newer = {**RECORD, "csat": 5, "csat_at_ms": 1767300000000, "version": 16}
+    ch.insert(rows.INTERACTIONS_TABLE, rows.interaction_batch([RECORD, older]))
+    ch.insert(rows.INTERACTIONS_TABLE, rows.interaction_batch([newer, RECORD]))  # redelivery
+    got = ch.query(
+        f"SELECT interaction_id, queues, customer_id, priority, wait_ms, talk_ms, resolved, csat, version, "
+        f"toUnixTimestamp(offered_at), answered_at IS NULL, abandoned_at IS NULL "
+        f"FROM {ch.database}.interactions FINAL").rows
+    assert got == [("i1", ["sales", "billing"], None, 3, 9877, 80000, 1, 5, 16, 1767258000, 0, 1)]
+    assert ch.query(f"SELECT count() FROM {ch.database}.interactions_current").rows == [(1,)]
+
+
+def test_dead_letters_keep_original_bytes(ch: ClickHouse) -> None:
+    migrate(ch)
+    payload = b"\xff\x00not json"
+    letter = {"reason": "invalid_utf8", "error": "message is not UTF-8", "source_topic": "t", "source_partition": 2,
+              "source_offset": 41, "received_at_ms": 1767258000000, "key": None,
+              "payload_b64": base64.b64encode(payload).decode()}
+    ch.insert(rows.DEAD_LETTERS_TABLE, rows.dead_letter_batch([letter, letter]))
+    got = ch.query(f"SELECT reason, source_offset, hex(payload) FROM {ch.database}.dead_letters FINAL").rows
+    assert got == [("invalid_utf8", 41, payload.hex().upper())]
+    assert ch.query(f"SELECT reason, messages FROM {ch.database}.dead_letters_by_reason").rows == [("invalid_utf8", 1)]
+
+
+def test_second_process_sees_locked_embedded_path(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "locked"
+    holder = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse import connect; import time; "
+                               f"c = connect('chdb://{path}'); print('ok', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        assert data_path_locked(str(path))
+        with pytest.raises(ClickHouseUnavailable, match="in use by another process"):
+            connect(f"chdb://{path}")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not data_path_locked(str(path))
+
+
+def test_unreachable_server_is_named_failure() -> None:
+    from tests.services import free_port
+
+    with pytest.raises(ClickHouseUnavailable, match="unreachable"):
+        connect(f"clickhouse://default:@127.0.0.1:{free_port()}/x")

@@ -1,0 +1,221 @@
+"""The pure state machine: exact records for known lifecycles, and the properties the
+stream relies on -- same record for any arrival order and any number of redeliveries."""
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.events import parse_event
+from schemas.records import InteractionRecord
+from streams.state import build_record, due_record, fact_of, merge, new_state, version_of
+
+T0 = 1_767_258_000_000  # 2026-01-01T09:00:00Z
+
+
+def ev(typ: str, t_ms: int, n: int, iid: str = "i1", **kw: Any) -> dict[str, Any]:
+    from datetime import datetime, timezone
+
+    ts = datetime.fromtimestamp(t_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return {"type": typ, "event_id": f"{iid}:{n}", "ts": ts, "tenant": "acme", "interaction_id": iid,
+            "channel": kw.pop("channel", "voice"), **kw}
+
+
+def fold(events: list[dict[str, Any]]) -> dict[str, Any]:
+    s = new_state()
+    merge(s, [fact_of(parse_event(json.dumps(e))) for e in events])
+    return build_record("i1", s)
+
+
+def answered_call() -> list[dict[str, Any]]:
+    return [
+        ev("offered", T0, 1, queue="sales", customer_id="c9", priority=2),
+        ev("answered", T0 + 12_345, 2, agent_id="ann"),
+        ev("hold_started", T0 + 60_000, 3),
+        ev("hold_ended", T0 + 90_500, 4),
+        ev("ended", T0 + 200_000, 5),
+        ev("wrapup_ended", T0 + 230_000, 6, disposition="sale", resolved=True),
+        ev("csat", T0 + 86_400_000, 7, score=4),
+    ]
+
+
+def test_answered_call_has_exact_durations() -> None:
+    r = fold(answered_call())
+    assert r["outcome"] == "answered"
+    assert r["wait_ms"] == 12_345
+    assert r["hold_ms"] == 30_500
+    assert r["talk_ms"] == 200_000 - 12_345 - 30_500
+    assert r["acw_ms"] == 30_000
+    assert (r["holds"], r["transfers"], r["csat"], r["resolved"], r["disposition"]) == (1, 0, 4, True, "sale")
+    assert (r["queue"], r["customer_id"], r["priority"], r["agent_id"]) == ("sales", "c9", 2, "ann")
+    assert r["offered_at_ms"] == T0 and r["answered_at_ms"] == T0 + 12_345
+    assert r["anomalies"] == [] and r["closed_by_timeout"] is False
+    InteractionRecord.model_validate(r)
+
+
+def test_transfer_to_queue_adds_the_second_wait_and_keeps_first_answer() -> None:
+    r = fold([
+        ev("offered", T0, 1, queue="sales"),
+        ev("answered", T0 + 10_000, 2, agent_id="ann"),
+        ev("transferred", T0 + 70_000, 3, to_queue="billing", agent_id="ann"),
+        ev("offered", T0 + 70_000, 4, queue="billing"),
+        ev("answered", T0 + 95_000, 5, agent_id="bob"),
+        ev("ended", T0 + 155_000, 6),
+        ev("wrapup_ended", T0 + 160_000, 7),
+    ])
+    assert r["wait_ms"] == 10_000 + 25_000
+    assert r["talk_ms"] == 60_000 + 60_000
+    assert r["queues"] == ["sales", "billing"] and r["queue"] == "billing" and r["first_queue"] == "sales"
+    assert (r["first_agent_id"], r["agent_id"], r["transfers"]) == ("ann", "bob", 1)
+    assert r["answered_at_ms"] == T0 + 10_000 and r["acw_ms"] == 5_000
+
+
+def test_abandon_is_complete_without_wrapup() -> None:
+    s = new_state()
+    merge(s, [fact_of(parse_event(json.dumps(e))) for e in
+              [ev("offered", T0, 1, queue="q"), ev("abandoned", T0 + 3_000, 2)]])
+    r = due_record("i1", s, now_ms=T0 + 3_000, timeout_ms=10**9)
+    assert r is not None and r["outcome"] == "abandoned" and r["wait_ms"] == 3_000
+    assert r["abandoned_at_ms"] == T0 + 3_000 and r["ended_at_ms"] is None
+    assert due_record("i1", s, now_ms=T0 + 10**10, timeout_ms=1) is None  # emitted already
+
+
+def test_open_interaction_waits_for_timeout_then_closes_and_reopens_on_late_event() -> None:
+    s = new_state()
+    first = [ev("offered", T0, 1, queue="q"), ev("answered", T0 + 5_000, 2, agent_id="a")]
+    merge(s, [fact_of(parse_event(json.dumps(e))) for e in first])
+    assert due_record("i1", s, now_ms=T0 + 59_999 + 5_000, timeout_ms=60_000) is None
+    r = due_record("i1", s, now_ms=T0 + 65_000, timeout_ms=60_000)
+    assert r is not None and r["closed_by_timeout"] is True and r["talk_ms"] == 0 and r["version"] == 5
+    late = [ev("ended", T0 + 100_000, 3), ev("wrapup_ended", T0 + 110_000, 4)]
+    merge(s, [fact_of(parse_event(json.dumps(e))) for e in late])
+    r2 = due_record("i1", s, now_ms=T0 + 110_000, timeout_ms=60_000)
+    assert r2 is not None and r2["closed_by_timeout"] is False and r2["talk_ms"] == 95_000
+    assert r2["version"] > r["version"]
+
+
+def test_impossible_sequences_are_flagged_not_negative() -> None:
+    r = fold([ev("answered", T0, 1, agent_id="a"), ev("ended", T0 + 1_000, 2),
+              ev("wrapup_ended", T0 + 500, 3)])
+    assert "answered_without_offer" in r["anomalies"] and "wrapup_without_end" in r["anomalies"]
+    assert min(r["wait_ms"], r["talk_ms"], r["hold_ms"], r["acw_ms"]) >= 0
+    assert r["acw_ms"] == 0
+
+
+def test_conflicting_payloads_under_one_event_id_resolve_independently_of_order() -> None:
+    a = ev("offered", T0, 1, queue="sales")
+    b = dict(a, queue="billing")
+    r1, r2 = fold([a, b]), fold([b, a])
+    assert r1 == r2 and r1["n_events"] == 1
+
+
+# --- properties ----------------------------------------------------------------------
+
+@st.composite
+def lifecycles(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A plausible interaction: queue stints, maybe transfers, holds, chats, CSAT."""
+    t = T0 + draw(st.integers(0, 10**6))
+    n = iter(range(1, 1000))
+    channel = draw(st.sampled_from(["voice", "chat", "email"]))
+    out = [ev("offered", t, next(n), queue="q0", channel=channel)]
+    stints = draw(st.integers(1, 3))
+    for i in range(stints):
+        t += draw(st.integers(0, 120_000))
+        if draw(st.booleans()) and i == 0 and stints == 1:
+            out.append(ev("abandoned", t, next(n), channel=channel))
+            return out
+        out.append(ev("answered", t, next(n), agent_id=f"a{i}", channel=channel))
+        if channel == "chat":
+            out.append(ev("first_response", t + draw(st.integers(0, 30_000)), next(n), channel=channel))
+        for _ in range(draw(st.integers(0, 2))):
+            t += draw(st.integers(0, 60_000))
+            out.append(ev("hold_started", t, next(n), channel=channel))
+            t += draw(st.integers(0, 60_000))
+            out.append(ev("hold_ended", t, next(n), channel=channel))
+        t += draw(st.integers(0, 300_000))
+        if i < stints - 1:
+            out.append(ev("transferred", t, next(n), to_queue=f"q{i + 1}", channel=channel))
+            out.append(ev("offered", t, next(n), queue=f"q{i + 1}", channel=channel))
+    out.append(ev("ended", t, next(n), channel=channel))
+    t += draw(st.integers(0, 120_000))
+    out.append(ev("wrapup_ended", t, next(n), disposition="x", resolved=draw(st.booleans()), channel=channel))
+    if draw(st.booleans()):
+        out.append(ev("csat", t + draw(st.integers(0, 10**8)), next(n), score=draw(st.integers(1, 5)), channel=channel))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(lifecycles(), st.randoms(use_true_random=False), st.integers(0, 3))
+def test_record_is_independent_of_order_and_duplicates(events: list[dict[str, Any]], rnd: random.Random,
+                                                        dups: int) -> None:
+    expected = fold(events)
+    delivered = events + [rnd.choice(events) for _ in range(dups * len(events) // 2)]
+    rnd.shuffle(delivered)
+    # Deliver in several batches, as the agent does.
+    s = new_state()
+    cut = sorted(rnd.sample(range(len(delivered) + 1), min(3, len(delivered) + 1)))
+    for lo, hi in zip([0, *cut], [*cut, len(delivered)]):
+        merge(s, [fact_of(parse_event(json.dumps(e))) for e in delivered[lo:hi]])
+    assert build_record("i1", s) == expected
+    assert expected["anomalies"] == []
+    InteractionRecord.model_validate(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lifecycles())
+def test_durations_add_up(events: list[dict[str, Any]]) -> None:
+    r = fold(events)
+    if r["outcome"] == "answered":
+        # Everything from offer to end is either queued, talking or on hold.
+        assert r["wait_ms"] + r["talk_ms"] + r["hold_ms"] == r["ended_at_ms"] - r["offered_at_ms"]
+        assert r["acw_ms"] == r["wrapup_ended_at_ms"] - r["ended_at_ms"]
+    else:
+        assert r["wait_ms"] == r["abandoned_at_ms"] - r["offered_at_ms"]
+
+
+_TYPES = ["offered", "answered", "abandoned", "hold_started", "hold_ended", "transferred", "ended",
+          "wrapup_ended", "first_response", "csat"]
+
+
+@st.composite
+def arbitrary_events(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Any mix of event types and times, most of them nonsense: the fold must cope."""
+    out = []
+    for i in range(draw(st.integers(1, 12))):
+        typ = draw(st.sampled_from(_TYPES))
+        kw: dict[str, Any] = {}
+        if typ == "offered":
+            kw["queue"] = draw(st.sampled_from(["a", "b"]))
+        elif typ == "answered":
+            kw["agent_id"] = draw(st.sampled_from(["x", "y"]))
+        elif typ == "transferred":
+            kw[draw(st.sampled_from(["to_queue", "to_agent"]))] = "z"
+        elif typ == "csat":
+            kw["score"] = draw(st.integers(1, 5))
+        out.append(ev(typ, T0 + draw(st.integers(0, 5)) * 1000, i, **kw))
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(arbitrary_events(), st.randoms(use_true_random=False))
+def test_any_event_set_folds_to_one_valid_record_whatever_the_order(events: list[dict[str, Any]],
+                                                                    rnd: random.Random) -> None:
+    expected = fold(events)
+    shuffled = events[:]
+    rnd.shuffle(shuffled)
+    assert fold(shuffled) == expected
+    assert min(expected["wait_ms"], expected["talk_ms"], expected["hold_ms"], expected["acw_ms"]) >= 0
+    InteractionRecord.model_validate(expected)
+
+
+def test_version_grows_with_facts_and_timeout() -> None:
+    s = new_state()
+    merge(s, [fact_of(parse_event(json.dumps(ev("offered", T0, 1, queue="q"))))])
+    v1 = version_of(s)
+    s["x"] = 1
+    v2 = version_of(s)
+    merge(s, [fact_of(parse_event(json.dumps(ev("answered", T0 + 1, 2, agent_id="a"))))])
+    assert v1 < v2 < version_of(s)
