@@ -62,6 +62,7 @@ class Counters:
     records_emitted: int = 0
     timed_out: int = 0
     expired: int = 0
+    first_event_at: float | None = None
 
 
 def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
@@ -143,6 +144,8 @@ def create_app(s: Settings) -> faust.App:
             else:
                 good.append((ev, out))
         counters.events += len(events)
+        if counters.first_event_at is None:
+            counters.first_event_at = time.time()
         return good
 
     def raw_batch(good: list[tuple[EventT, Event]]) -> Any:
@@ -237,6 +240,7 @@ def create_app(s: Settings) -> faust.App:
                 "degraded": writer.degraded,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "rows_written": writer.rows_written,
+                "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
             })

@@ -1,0 +1,1 @@
+"""Benchmarks: figures and ratios printed by ``ccpulse bench``, never asserted in tests."""

@@ -1,0 +1,170 @@
+"""``ccpulse demo``: from nothing to numbers on one machine.
+
+Starts the local broker, creates topics, migrates the embedded ClickHouse, runs a worker
+process, feeds it, waits until every event is processed and stored, prints a summary,
+and stops the worker so ``ccpulse sql`` can open the data directly afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from streams.settings import Settings
+
+
+def _step(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+def _health(s: Settings) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{s.web_host}:{s.web_port}/health", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streams.cli", *args]
+
+
+def _is_local_broker(s: Settings) -> bool:
+    hosts = s.bootstrap_servers
+    return len(hosts) == 1 and urlparse(f"//{hosts[0]}").hostname in ("127.0.0.1", "localhost") \
+        and urlparse(f"//{hosts[0]}").port == s.dev_broker_port
+
+
+def run_demo(s: Settings, args: argparse.Namespace) -> int:
+    from streams import devstack
+    from streams.cli import CliError, _replay_messages, _sim_messages, print_result
+    from streams.producer import produce
+    from streams.topics import create_topics
+
+    if _is_local_broker(s):
+        _step("starting the local broker")
+        try:
+            st = devstack.up(s.state_dir, s.dev_broker_port)
+        except devstack.DevStackError as e:
+            raise CliError(str(e)) from None
+        print(f"    127.0.0.1:{st.port} (pid {st.pid})")
+    _step(f"creating topics on {s.broker}")
+    try:
+        for spec, status in create_topics(s):
+            print(f"    {spec.name} ({spec.partitions} partitions): {status}")
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    _step(f"migrating ClickHouse at {s.clickhouse_url}")
+    mig = subprocess.run(_cli("db", "migrate"), capture_output=True, text=True)
+    if mig.returncode:
+        raise CliError(f"migration failed: {mig.stderr.strip() or mig.stdout.strip()}")
+    print(f"    {mig.stdout.strip()}")
+
+    if args.replay:
+        _step(f"reading {args.replay} ({args.format})")
+        messages, stats = _replay_messages(Path(args.replay), args.format)
+        if stats is not None:
+            print("    " + stats.summary())
+    else:
+        _step(f"simulating {args.interactions:,} interactions (seed {args.seed})")
+        messages, _truth = _sim_messages(args)
+
+    log_path = s.state_dir / "worker.log"
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    _step(f"starting a worker (log: {log_path})")
+    worker = subprocess.Popen(_cli("worker"), stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+                              env=os.environ.copy(), start_new_session=True)
+    try:
+        _wait_ready(s, worker, log_path, args.timeout)
+        _step(f"producing {len(messages):,} messages")
+        produced = produce(s, messages, total=len(messages), label="    produced")
+        _step("processing")
+        h = _wait_processed(s, worker, log_path, produced, args.timeout)
+        _step("summary")
+        _summary(s, h, print_result)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+    print("\nThe data stays in the embedded ClickHouse. Try:\n"
+          "  ccpulse sql \"SELECT queue, outcome, count() FROM ccpulse.interactions_current GROUP BY ALL\"\n"
+          "Stop the local broker with: ccpulse dev down")
+    return 0
+
+
+def _check_alive(worker: subprocess.Popen, log_path: Path) -> None:
+    from streams.cli import CliError
+
+    if worker.poll() is not None:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise CliError(f"the worker exited with code {worker.returncode}; last log lines:\n{tail}")
+
+
+def _wait_ready(s: Settings, worker: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    from streams.cli import CliError
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        _check_alive(worker, log_path)
+        try:
+            if any(a.startswith(s.topic_events + ":") for a in _health(s)["assigned"]):
+                print(f"    ready after {time.monotonic() - start:.1f} s")
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise CliError(f"the worker was not ready within {timeout:.0f} s; see {log_path}")
+
+
+def _wait_processed(s: Settings, worker: subprocess.Popen, log_path: Path, produced: int,
+                    timeout: float) -> dict[str, Any]:
+    """Until every produced message is consumed and every emitted record is stored."""
+    from streams.cli import CliError
+
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+    while time.monotonic() - start < timeout:
+        _check_alive(worker, log_path)
+        h = _health(s)
+        stored = h["rows_written"].get("interactions", 0)
+        line = (f"    events {h['events']:,}/{produced:,}  records stored {stored:,}/{h['records_emitted']:,}"
+                f"  dead letters {h['dead_letters']:,}")
+        if tty:
+            sys.stderr.write("\r" + line + "   ")
+            sys.stderr.flush()
+        if h["events"] >= produced and stored >= h["records_emitted"] \
+                and h["rows_written"].get("dead_letters", 0) >= h["dead_letters"]:
+            if tty:
+                sys.stderr.write("\n")
+            print(f"{line}  ({time.monotonic() - start:.1f} s)")
+            return h
+        time.sleep(0.5)
+    raise CliError(f"not all events were processed within {timeout:.0f} s; see {log_path}")
+
+
+def _summary(s: Settings, h: dict[str, Any], print_result: Any) -> None:
+    from streams.query import query_worker
+
+    db = s.clickhouse_database
+    total = query_worker(s, f"SELECT count() FROM {db}.interactions_current").rows[0][0]
+    dead = query_worker(s, f"SELECT count() FROM {db}.dead_letters FINAL").rows[0][0]
+    print(f"    interactions stored: {total:,}   dead letters: {dead:,}   "
+          f"raw events stored: {h['rows_written'].get('raw_events', 0):,}")
+    res = query_worker(s, f"""
+        SELECT tenant, queue, count() AS offered, countIf(outcome = 'answered') AS answered,
+               countIf(outcome = 'abandoned') AS abandoned,
+               round(avgIf(wait_ms, outcome = 'answered') / 1000, 1) AS asa_s,
+               round(avgIf(talk_ms + hold_ms + acw_ms, outcome = 'answered') / 1000, 1) AS aht_s
+        FROM {db}.interactions_current GROUP BY tenant, queue ORDER BY tenant, queue""")
+    print_result(res.columns, res.rows, "table")
+    if dead:
+        res = query_worker(s, f"SELECT reason, messages FROM {db}.dead_letters_by_reason ORDER BY messages DESC")
+        print_result(res.columns, res.rows, "table")
