@@ -126,11 +126,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _replay_messages(path: Path, fmt: str) -> tuple[list[Any], Any]:
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
     from streams import replay
     from streams.producer import Outgoing, from_event
 
-    if not path.exists():
-        raise CliError(f"{path}: no such file")
     if fmt == "jsonl":
         return [Outgoing(r.kind, r.key, r.value) for r in replay.iter_jsonl(path)], None
     stats = replay.AnonymousBankStats()

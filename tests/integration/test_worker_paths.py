@@ -1,0 +1,101 @@
+"""The worker's other paths on real parts: bad input, timeouts, and queries through it."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.producer import Outgoing, from_event
+from tests.integration.pipeline_helpers import send
+from tests.services import Worker, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_258_000_000
+
+
+def ev(typ: str, t_ms: int, iid: str, n: int, **kw: Any) -> dict[str, Any]:
+    ts = datetime.fromtimestamp(t_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return {"type": typ, "event_id": f"{iid}:{n}", "ts": ts, "tenant": "acme", "interaction_id": iid,
+            "channel": "voice", **kw}
+
+
+def call(iid: str, t: int) -> list[dict[str, Any]]:
+    return [ev("offered", t, iid, 1, queue="sales"), ev("answered", t + 20_000, iid, 2, agent_id="a1"),
+            ev("ended", t + 140_000, iid, 3), ev("wrapup_ended", t + 150_000, iid, 4, resolved=True)]
+
+
+def _start(env: dict[str, str], tmp_path: Path) -> Worker:
+    run_cli(env, "setup")
+    run_cli(env, "db", "migrate")
+    return Worker(env, tmp_path / "worker.log").start()
+
+
+def test_bad_messages_go_to_dead_letters_and_good_ones_still_count(pipeline_env: dict[str, str],
+                                                                   tmp_path: Path) -> None:
+    worker = _start(pipeline_env, tmp_path)
+    try:
+        good = [m for i in range(5) for m in map(from_event, call(f"g{i}", T0 + i * 1000))]
+        ok = call("x", T0)[0]
+        bad = [
+            Outgoing("events", b"k1", b"{not json"),
+            Outgoing("events", b"k2", b"\xff\xfe\x00"),
+            Outgoing("events", b"x", json.dumps({**ok, "type": "teleported"}).encode()),
+            Outgoing("events", b"x", json.dumps({k: v for k, v in ok.items() if k != "ts"}).encode()),
+            Outgoing("events", b"x", json.dumps({**ok, "priority": -1}).encode()),
+            Outgoing("events", b"wrong-key", json.dumps(ok).encode()),
+            Outgoing("agent_events", b"a1", json.dumps(ok).encode()),
+        ]
+        mixed = good[:10] + bad + good[10:]
+        send(pipeline_env, mixed)
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.dead_letters FINAL")[0][0] == len(bad), 60,
+                 "dead letters stored")
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == 5, 60,
+                 "good interactions stored")
+        reasons = sorted(r[0] for r in worker.query("SELECT reason FROM ccpulse.dead_letters FINAL"))
+        assert reasons == sorted(["invalid_json", "invalid_utf8", "unknown_type", "missing_field",
+                                  "invalid_value", "key_mismatch", "wrong_topic"])
+        payloads = {bytes.fromhex(r[0]) for r in worker.query("SELECT hex(payload) FROM ccpulse.dead_letters FINAL")}
+        assert payloads == {m.value for m in bad}
+        rows = worker.query("SELECT interaction_id, wait_ms, talk_ms, acw_ms FROM ccpulse.interactions FINAL "
+                            "ORDER BY interaction_id")
+        assert rows == [(f"g{i}", 20_000, 120_000, 10_000) for i in range(5)]
+    finally:
+        worker.stop()
+
+
+def test_interaction_without_final_event_is_closed_by_timeout_then_corrected(pipeline_env: dict[str, str],
+                                                                             tmp_path: Path) -> None:
+    pipeline_env["CCPULSE_INTERACTION_TIMEOUT_S"] = "60"
+    worker = _start(pipeline_env, tmp_path)
+    try:
+        stuck = call("stuck", T0)[:2]  # offered, answered; the end never comes (yet)
+        later = call("later", T0 + 10 * 60_000)  # event time moves 10 minutes on
+        send(pipeline_env, map(from_event, stuck + later))
+        q = "SELECT outcome, closed_by_timeout, wait_ms, talk_ms FROM ccpulse.interactions FINAL WHERE interaction_id = 'stuck'"
+        wait_for(lambda: worker.query(q) == [["answered", 1, 20_000, 0]] or worker.query(q) == [("answered", 1, 20_000, 0)],
+                 60, "the stuck interaction closed by timeout")
+        send(pipeline_env, map(from_event, call("stuck", T0)[2:]))
+        wait_for(lambda: worker.query(q) == [("answered", 0, 20_000, 120_000)], 60, "the late end applied")
+        assert worker.health()["timed_out"] == 1
+    finally:
+        worker.stop()
+
+
+def test_sql_command_goes_through_the_worker_then_direct(pipeline_env: dict[str, str], tmp_path: Path) -> None:
+    worker = _start(pipeline_env, tmp_path)
+    try:
+        send(pipeline_env, map(from_event, call("s1", T0) + call("s2", T0)))
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == 2, 60, "stored")
+        p = run_cli(pipeline_env, "sql", "SELECT interaction_id, talk_ms FROM ccpulse.interactions FINAL "
+                                         "ORDER BY interaction_id", "--format", "csv")
+        assert p.stdout.splitlines() == ["interaction_id,talk_ms", "s1,120000", "s2,120000"]
+        p = run_cli(pipeline_env, "sql", "DROP TABLE ccpulse.interactions", check=False)
+        assert p.returncode == 2 and "read-only" in p.stderr
+    finally:
+        worker.stop()
+    p = run_cli(pipeline_env, "sql", "SELECT count() FROM ccpulse.interactions FINAL", "--format", "json")
+    assert json.loads(p.stdout) == [{"count()": 2}]

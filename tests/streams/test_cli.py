@@ -1,0 +1,81 @@
+"""The command line: clear one-line errors with exit code 2, and the local broker's life cycle."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.services import free_port, run_cli
+
+
+def _env(tmp_path: Path, **kw: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
+    env.update({"CCPULSE_STATE_DIR": str(tmp_path / "state"), "CCPULSE_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}"})
+    env.update(kw)
+    return env
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    p = run_cli(_env(tmp_path, CCPULSE_PARTITIONS="many"), "config", check=False)
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("ccpulse: setting 'partitions'") and "Traceback" not in p.stderr
+
+
+def test_bad_yaml_is_one_clear_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("partitions: [1,\n")
+    p = run_cli(_env(tmp_path), "--config", str(cfg), "config", check=False)
+    assert p.returncode == 2 and "not valid YAML" in p.stderr and "Traceback" not in p.stderr
+    cfg.write_text("partitons: 3\n")
+    p = run_cli(_env(tmp_path), "--config", str(cfg), "config", check=False)
+    assert p.returncode == 2 and "partitons" in p.stderr
+
+
+def test_yaml_file_and_env_precedence(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("partitions: 8\napp_id: from-yaml\n")
+    p = run_cli(_env(tmp_path, CCPULSE_APP_ID="from-env", CCPULSE_CLICKHOUSE_URL="clickhouse://u:s3cret@h:9000/d"),
+                "--config", str(cfg), "config")
+    lines = dict(line.split(None, 1) for line in p.stdout.splitlines())
+    assert (lines["partitions"], lines["app_id"]) == ("8", "from-env")
+    assert "s3cret" not in p.stdout and lines["clickhouse_url"] == "clickhouse://u:***@h:9000/d"
+
+
+def test_unreachable_broker_is_a_clear_error(tmp_path: Path) -> None:
+    p = run_cli(_env(tmp_path, CCPULSE_BROKER=f"kafka://127.0.0.1:{free_port()}"), "setup", check=False, timeout=60)
+    assert p.returncode == 2 and "no Kafka broker" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_dev_broker_lifecycle_and_taken_port(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, CCPULSE_DEV_BROKER_PORT=str(port), CCPULSE_BROKER=f"kafka://127.0.0.1:{port}")
+    assert run_cli(env, "dev", "status", check=False).returncode == 1
+    try:
+        assert "broker running" in run_cli(env, "dev", "up").stdout
+        assert "running" in run_cli(env, "dev", "status").stdout
+        assert "broker running" in run_cli(env, "dev", "up").stdout  # idempotent
+        assert "created" in run_cli(env, "setup").stdout
+        assert "created" not in run_cli(env, "setup").stdout
+    finally:
+        assert "stopped" in run_cli(env, "dev", "down").stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        p = run_cli(env, "dev", "up", check=False)
+    assert p.returncode == 2 and f"port {port} is taken" in p.stderr
+
+
+def test_sql_error_is_reported(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    run_cli(env, "db", "migrate")
+    p = run_cli(env, "sql", "SELECT nope FROM ccpulse.interactions", check=False)
+    assert p.returncode == 2 and "query failed" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("args", [["replay", "/no/such/file", "--format", "jsonl"]])
+def test_missing_file_is_reported(tmp_path: Path, args: list[str]) -> None:
+    p = run_cli(_env(tmp_path), *args, check=False)
+    assert p.returncode == 2 and "no such file" in p.stderr
