@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 from schemas.events import Event
 from streams import state as sm
 from streams.clickhouse import connect
+from streams.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
 from streams.sinks.writer import BatchWriter
@@ -99,6 +100,10 @@ def create_app(s: Settings) -> faust.App:
         web_host=s.web_host,
         web_port=s.web_port,
         web_in_thread=False,
+        producer_max_batch_size=512 * 1024,
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=16384,
+        producer_linger=0.005,
     )
     if s.broker_flavour == "tansu":
         from streams.broker_quirks import patch_end_offsets_for_tansu
@@ -122,15 +127,19 @@ def create_app(s: Settings) -> faust.App:
     retention_ms = int(s.state_retention_s * 1000)
     app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table}  # type: ignore[attr-defined]
 
-    def emit(key: bytes, record: dict[str, Any]) -> None:
-        interactions_topic.send_soon(key=key, value=json.dumps(record, separators=(",", ":")).encode())
+    changelog = table.changelog_topic.get_topic_name()
+    out = PartitionBatches(app)
+
+    def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
+        # Same partition as the key's events: the records topic is co-partitioned.
+        out.add(s.topic_interactions, partition, key, json.dumps(record, separators=(",", ":")).encode())
         counters.records_emitted += 1
         if record["closed_by_timeout"]:
             counters.timed_out += 1
 
     def store_state(key: bytes, st: sm.State) -> None:
         table.data[key] = st
-        table.send_changelog(st["p"], key, st)
+        out.add(changelog, st["p"], key, json.dumps(st, separators=(",", ":")).encode())
 
     async def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
@@ -170,7 +179,8 @@ def create_app(s: Settings) -> faust.App:
                     record = sm.due_record(key.decode(), st, now, timeout_ms)
                     store_state(key, st)
                     if record:
-                        emit(key, record)
+                        emit(key, record, partition)
+            await out.send()
             await writer.write(rows.RAW_EVENTS_TABLE, raw_batch(good))
 
     @app.agent(agent_events_topic, name="agent-events")
@@ -204,13 +214,14 @@ def create_app(s: Settings) -> faust.App:
             if st["v"] == sm.version_of(st):
                 if now - st["l"] > retention_ms:
                     del table.data[key]
-                    table.send_changelog(st["p"], key, None)
+                    out.add(changelog, st["p"], key, None)
                     counters.expired += 1
                 continue
             record = sm.due_record(key.decode(), st, now, timeout_ms)
             if record:
                 store_state(key, st)
-                emit(key, record)
+                emit(key, record, st["p"])
+        await out.send()
 
     @app.page("/sql")
     class SqlView(View):

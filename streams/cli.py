@@ -5,6 +5,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -85,8 +86,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     app = create_app(s)
-    worker = faust.Worker(app, loglevel=s.log_level, quiet=True)
-    worker.execute_from_commandline()
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            # Without this faust builds a debug record for every message it sends.
+            for name in ("faust", "mode", "aiokafka", "kafka"):
+                logging.getLogger(name).setLevel(max(level or logging.INFO, logging.INFO))
+
+    Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
     return 0
 
 

@@ -19,7 +19,8 @@ from schemas.events import Event
 Fact = list[Any]
 State = dict[str, Any]
 
-#: Tie-break for events with the same millisecond: the lifecycle order.
+#: Tie-break for events of one interaction in the same millisecond: the lifecycle order.
+#: Producers must keep a re-queued contact's next answer at least 1 ms after its transfer.
 TYPE_RANK = {
     "offered": 0, "answered": 1, "first_response": 2, "hold_started": 3, "hold_ended": 4,
     "transferred": 5, "abandoned": 6, "ended": 7, "wrapup_ended": 8, "csat": 9,
@@ -28,9 +29,16 @@ _ATTRS = ("queue", "customer_id", "priority", "agent_id", "to_queue", "to_agent"
           "disposition", "resolved", "score")
 
 
+_ATTRS_OF: dict[type, tuple[str, ...]] = {}
+
+
 def fact_of(event: Event) -> tuple[str, Fact]:
     """The (event_id, fact) pair the state keeps for an interaction event."""
-    attrs = {k: v for k in _ATTRS if (v := getattr(event, k, None)) is not None}
+    names = _ATTRS_OF.get(type(event))
+    if names is None:  # once per event type: getattr misses are slow on pydantic models
+        names = _ATTRS_OF[type(event)] = tuple(k for k in _ATTRS if k in type(event).model_fields)
+    d = event.__dict__
+    attrs = {k: v for k in names if (v := d[k]) is not None}
     return event.event_id, [event.ts_ms, event.type, event.tenant, event.channel, attrs]
 
 

@@ -182,7 +182,7 @@ class Worker:
 
     def ready(self) -> bool:
         h = self.health()
-        return any(a.startswith(self.env["CCPULSE_TOPIC_EVENTS"] + ":") for a in h["assigned"])
+        return any(a.startswith(self.env.get("CCPULSE_TOPIC_EVENTS", "ccpulse.events") + ":") for a in h["assigned"])
 
     def query(self, sql: str) -> list[tuple]:
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/sql", data=json.dumps({"sql": sql}).encode(),
