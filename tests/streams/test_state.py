@@ -132,12 +132,14 @@ def lifecycles(draw: st.DrawFn) -> list[dict[str, Any]]:
         out.append(ev("answered", t, next(n), agent_id=f"a{i}", channel=channel))
         if channel == "chat":
             out.append(ev("first_response", t + draw(st.integers(0, 30_000)), next(n), channel=channel))
+        # Holds last at least 1 ms and sit strictly inside the talk: only a transfer and
+        # its re-offer, or an offer and an immediate answer, share a millisecond for real.
         for _ in range(draw(st.integers(0, 2))):
-            t += draw(st.integers(0, 60_000))
+            t += draw(st.integers(1, 60_000))
             out.append(ev("hold_started", t, next(n), channel=channel))
-            t += draw(st.integers(0, 60_000))
+            t += draw(st.integers(1, 60_000))
             out.append(ev("hold_ended", t, next(n), channel=channel))
-        t += draw(st.integers(0, 300_000))
+        t += draw(st.integers(1, 300_000))
         if i < stints - 1:
             out.append(ev("transferred", t, next(n), to_queue=f"q{i + 1}", channel=channel))
             out.append(ev("offered", t, next(n), queue=f"q{i + 1}", channel=channel))
