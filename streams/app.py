@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -102,6 +103,8 @@ def create_app(s: Settings) -> faust.App:
         web_in_thread=False,
         producer_max_batch_size=512 * 1024,
         broker_max_poll_records=5000,
+        topic_disable_leader=True,
+        table_standby_replicas=0,
         stream_buffer_maxsize=16384,
         producer_linger=0.005,
     )
@@ -128,34 +131,51 @@ def create_app(s: Settings) -> faust.App:
     app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table}  # type: ignore[attr-defined]
 
     changelog = table.changelog_topic.get_topic_name()
-    out = PartitionBatches(app)
+    sends = PartitionBatches(app)
 
     def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
         # Same partition as the key's events: the records topic is co-partitioned.
-        out.add(s.topic_interactions, partition, key, json.dumps(record, separators=(",", ":")).encode())
+        sends.add(s.topic_interactions, partition, key, json.dumps(record, separators=(",", ":")).encode())
         counters.records_emitted += 1
         if record["closed_by_timeout"]:
             counters.timed_out += 1
 
     def store_state(key: bytes, st: sm.State) -> None:
         table.data[key] = st
-        out.add(changelog, st["p"], key, json.dumps(st, separators=(",", ":")).encode())
+        sends.add(changelog, st["p"], key, json.dumps(st, separators=(",", ":")).encode())
 
-    async def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
+    def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
         good: list[tuple[EventT, Event]] = []
         for ev in events:
             m = ev.message
-            out = validate(m.value, m.key, kind)
-            if isinstance(out, Rejected):
-                dead_letters_topic.send_soon(key=m.key, value=json.dumps(_dead_letter(out, ev)).encode())
+            if isinstance(out_ := validate(m.value, m.key, kind), Rejected):
+                sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, ev)).encode())
                 counters.dead_letters += 1
             else:
-                good.append((ev, out))
+                good.append((ev, out_))
         counters.events += len(events)
         if counters.first_event_at is None:
             counters.first_event_at = time.time()
         return good
+
+    async def finish_batch(*writes: tuple[str, Any]) -> None:
+        """Store what a batch produced before faust acks it -- or never ack it.
+
+        take_events acks a batch when its body ends, even by an exception or by the
+        cancellation of a graceful stop, and the acked offsets get committed. A batch
+        that was not fully sent and stored must not be committed, so the process exits
+        at once instead; on restart the batch is processed again, and the idempotent
+        tables absorb whatever part of it had landed.
+        """
+        try:
+            await sends.send()
+            for table_name, batch in writes:
+                await writer.write(table_name, batch)
+        except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+            log.critical("batch not stored (%r): exiting without committing it; it will be processed again", e)
+            logging.shutdown()
+            os._exit(70)
 
     def raw_batch(good: list[tuple[EventT, Event]]) -> Any:
         return rows.raw_event_batch(
@@ -164,7 +184,7 @@ def create_app(s: Settings) -> faust.App:
     @app.agent(events_topic, name="fold-interactions")
     async def fold_interactions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            good = await validated(events, "events")
+            good = validated(events, "events")
             by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
             for ev, e in good:
                 clock.observe(e.ts_ms)
@@ -180,26 +200,25 @@ def create_app(s: Settings) -> faust.App:
                     store_state(key, st)
                     if record:
                         emit(key, record, partition)
-            await out.send()
-            await writer.write(rows.RAW_EVENTS_TABLE, raw_batch(good))
+            await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
 
     @app.agent(agent_events_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            good = await validated(events, "agent_events")
-            await writer.write(rows.RAW_EVENTS_TABLE, raw_batch(good))
+            good = validated(events, "agent_events")
+            await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
 
     @app.agent(interactions_topic, name="store-interactions")
     async def store_interactions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            batch = rows.interaction_batch(json.loads(ev.message.value) for ev in events)
-            await writer.write(rows.INTERACTIONS_TABLE, batch)
+            await finish_batch((rows.INTERACTIONS_TABLE,
+                                rows.interaction_batch(json.loads(ev.message.value) for ev in events)))
 
     @app.agent(dead_letters_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            batch = rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)
-            await writer.write(rows.DEAD_LETTERS_TABLE, batch)
+            await finish_batch((rows.DEAD_LETTERS_TABLE,
+                                rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)))
 
     @app.timer(interval=max(1.0, min(30.0, s.interaction_timeout_s / 10)), name="close-timed-out")
     async def close_timed_out() -> None:
@@ -214,14 +233,14 @@ def create_app(s: Settings) -> faust.App:
             if st["v"] == sm.version_of(st):
                 if now - st["l"] > retention_ms:
                     del table.data[key]
-                    out.add(changelog, st["p"], key, None)
+                    sends.add(changelog, st["p"], key, None)
                     counters.expired += 1
                 continue
             record = sm.due_record(key.decode(), st, now, timeout_ms)
             if record:
                 store_state(key, st)
                 emit(key, record, st["p"])
-        await out.send()
+        await sends.send()
 
     @app.page("/sql")
     class SqlView(View):
