@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import faust
+import orjson
 from faust.types import TP, EventT
 from faust.web import Request, Response, View
 
@@ -135,14 +136,14 @@ def create_app(s: Settings) -> faust.App:
 
     def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
         # Same partition as the key's events: the records topic is co-partitioned.
-        sends.add(s.topic_interactions, partition, key, json.dumps(record, separators=(",", ":")).encode())
+        sends.add(s.topic_interactions, partition, key, orjson.dumps(record))
         counters.records_emitted += 1
         if record["closed_by_timeout"]:
             counters.timed_out += 1
 
     def store_state(key: bytes, st: sm.State) -> None:
         table.data[key] = st
-        sends.add(changelog, st["p"], key, json.dumps(st, separators=(",", ":")).encode())
+        sends.add(changelog, st["p"], key, orjson.dumps(st))
 
     def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
@@ -212,7 +213,7 @@ def create_app(s: Settings) -> faust.App:
     async def store_interactions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
             await finish_batch((rows.INTERACTIONS_TABLE,
-                                rows.interaction_batch(json.loads(ev.message.value) for ev in events)))
+                                rows.interaction_batch(orjson.loads(ev.message.value) for ev in events)))
 
     @app.agent(dead_letters_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT) -> None:
