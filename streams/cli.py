@@ -102,11 +102,11 @@ def _sim_messages(args: argparse.Namespace) -> tuple[list[Any], dict[str, dict[s
     import random
 
     from streams.producer import from_event
-    from streams.simulate import SimConfig, simulate
+    from streams.simulate import SimConfig, event_time_order, simulate
 
     cfg = SimConfig(seed=args.seed, interactions=args.interactions)
     sim = simulate(cfg)
-    events = sorted(sim.events + sim.agent_events, key=lambda e: e["ts"])
+    events = event_time_order(sim)
     out = [from_event(e) for e in events]
     rnd = random.Random(args.seed)
     if args.duplicates:
@@ -139,10 +139,13 @@ def _replay_messages(path: Path, fmt: str) -> tuple[list[Any], Any]:
     from streams import replay
     from streams.producer import Outgoing, from_event
 
-    if fmt == "jsonl":
-        return [Outgoing(r.kind, r.key, r.value) for r in replay.iter_jsonl(path)], None
-    stats = replay.AnonymousBankStats()
-    events = [from_event(e) for e in replay.iter_anonymous_bank(path, stats=stats)]
+    try:
+        if fmt == "jsonl":
+            return [Outgoing(r.kind, r.key, r.value) for r in replay.iter_jsonl(path)], None
+        stats = replay.AnonymousBankStats()
+        events = [from_event(e) for e in replay.iter_anonymous_bank(path, stats=stats)]
+    except replay.ReplayError as e:
+        raise CliError(str(e)) from None
     return events, stats
 
 

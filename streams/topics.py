@@ -38,7 +38,8 @@ def create_topics(s: Settings) -> list[tuple[TopicSpec, str]]:
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id="ccpulse-setup",
-                                 request_timeout_ms=10000)
+                                 request_timeout_ms=10000,
+                                 bootstrap_timeout_ms=5000)
     except KafkaError:
         raise ConnectionError(
             f"no Kafka broker at {s.broker}: start one (`ccpulse dev up` locally) or fix CCPULSE_BROKER") from None
