@@ -65,6 +65,7 @@ class Counters:
     records_emitted: int = 0
     timed_out: int = 0
     expired: int = 0
+    offset_gaps: int = 0
     first_event_at: float | None = None
 
 
@@ -120,7 +121,9 @@ def create_app(s: Settings) -> faust.App:
     agent_events_topic = app.topic(s.topic_agent_events, **raw)
     interactions_topic = app.topic(s.topic_interactions, **raw)
     dead_letters_topic = app.topic(s.topic_dead_letters, **raw)
-    table = app.Table(INTERACTION_TABLE, partitions=s.partitions,
+    # key_type too, not only the schema: faust derives the changelog topic's key codec from
+    # key_type (json when unset), and a restarted worker must read raw interaction ids back.
+    table = app.Table(INTERACTION_TABLE, partitions=s.partitions, key_type=bytes,
                       schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
                       help="Open and recently closed interactions: their event facts.")
 
@@ -145,11 +148,22 @@ def create_app(s: Settings) -> faust.App:
         table.data[key] = st
         sends.add(changelog, st["p"], key, orjson.dumps(st))
 
+    last_offset: dict[tuple[str, int], int] = {}
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def _forget_offsets(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
+        last_offset.clear()  # after a rebalance another worker may have moved a partition on
+
     def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
         good: list[tuple[EventT, Event]] = []
         for ev in events:
             m = ev.message
+            prev = last_offset.get((m.topic, m.partition))
+            if prev is not None and m.offset > prev + 1:
+                counters.offset_gaps += 1
+                log.error("offset gap on %s[%d]: %d -> %d", m.topic, m.partition, prev, m.offset)
+            last_offset[(m.topic, m.partition)] = m.offset
             if isinstance(out_ := validate(m.value, m.key, kind), Rejected):
                 sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, ev)).encode())
                 counters.dead_letters += 1
@@ -270,7 +284,7 @@ def create_app(s: Settings) -> faust.App:
                 "status": "degraded" if writer.degraded else "ok",
                 "degraded": writer.degraded,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
-                "timed_out": c.timed_out, "expired": c.expired, "rows_written": writer.rows_written,
+                "timed_out": c.timed_out, "expired": c.expired, "offset_gaps": c.offset_gaps, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
