@@ -1,8 +1,9 @@
 """The faust app: topics, the interaction state table, agents, timers and the web endpoint.
 
 Data flows one way: raw events → validation → state table (pure fold in streams.state)
-→ interaction records topic → ClickHouse; rejected messages → dead-letter topic →
-ClickHouse. Every ClickHouse write is awaited inside the agent before faust acks the
+→ interaction records topic → ClickHouse; each state change → KPI aggregates of its
+partition (streams.windows, derived from the states) → interval and live KPI tables;
+rejected messages → dead-letter topic → ClickHouse. Every ClickHouse write is awaited inside the agent before faust acks the
 batch, so offsets are committed only after their rows are stored (at-least-once), and
 the ReplacingMergeTree keys of sql/ make redelivered rows collapse (exact figures).
 """
@@ -22,8 +23,12 @@ from faust.types import TP, EventT
 from faust.web import Request, Response, View
 
 from schemas.events import Event
+from streams import kpi
 from streams import state as sm
+from streams.centre import CentreConfig, ConfigError, load_centre
 from streams.clickhouse import connect
+from streams.gaps import GapFiller
+from streams.windows import PartitionKpis, entry_of
 from streams.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
@@ -65,7 +70,7 @@ class Counters:
     records_emitted: int = 0
     timed_out: int = 0
     expired: int = 0
-    offset_gaps: int = 0
+    late_updates: int = 0
     first_event_at: float | None = None
 
 
@@ -132,7 +137,27 @@ def create_app(s: Settings) -> faust.App:
     counters = Counters()
     timeout_ms = int(s.interaction_timeout_s * 1000)
     retention_ms = int(s.state_retention_s * 1000)
-    app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table}  # type: ignore[attr-defined]
+    centre = load_centre(s.centre_config)
+    if centre.windows.lateness_s > s.state_retention_s:
+        raise ConfigError(f"windows.lateness_s ({centre.windows.lateness_s}) exceeds state_retention_s "
+                          f"({s.state_retention_s:.0f}): intervals could not be rebuilt after a restart")
+    kpis: dict[int, PartitionKpis] = {}
+    kpi_gen = {"want": 1, "built": 0}
+    settings_written: set[tuple[str, str]] = set()
+    live_version = {"last": 0}
+    app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table,  # type: ignore[attr-defined]
+                   "kpis": kpis, "centre": centre}
+
+    def committed(topic: str, partition: int) -> int | None:
+        off = app.consumer._committed_offset.get(TP(topic, partition))  # set by faust's seek to committed
+        return off if isinstance(off, int) else None
+
+    gaps = GapFiller(s.bootstrap_servers, committed)
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def _on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
+        gaps.forget()
+        kpi_gen["want"] += 1  # KPI aggregates are rebuilt from the states once recovery is done
 
     changelog = table.changelog_topic.get_topic_name()
     sends = PartitionBatches(app)
@@ -148,22 +173,74 @@ def create_app(s: Settings) -> faust.App:
         table.data[key] = st
         sends.add(changelog, st["p"], key, orjson.dumps(st))
 
-    last_offset: dict[tuple[str, int], int] = {}
+    def owned_partitions() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
-    async def _forget_offsets(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
-        last_offset.clear()  # after a rebalance another worker may have moved a partition on
+    def ensure_kpis() -> bool:
+        """Rebuild the partitions' aggregates from the states after a (re)assignment."""
+        if kpi_gen["built"] == kpi_gen["want"] and set(kpis) == owned_partitions():
+            return True
+        if app.in_recovery:
+            return False
+        owned = owned_partitions()
+        by_p: dict[int, list[tuple[str, Any]]] = {p: [] for p in owned}
+        newest = 0
+        for key, st in table.data.items():
+            if st and st.get("p") in by_p:
+                newest = max(newest, st.get("l", 0))
+                if st.get("k"):
+                    by_p[st["p"]].append((key.decode(), st["k"]))
+        clock.observe(newest)
+        now = clock.now_ms()
+        kpis.clear()
+        for p, items in by_p.items():
+            kp = kpis[p] = PartitionKpis(p, centre.windows.lateness_s * 1000, centre.windows.rolling_minutes)
+            kp.rebuild(items, now)
+        kpi_gen["built"] = kpi_gen["want"]
+        log.info("KPI aggregates rebuilt for partitions %s from %d interactions", sorted(owned),
+                 sum(len(v) for v in by_p.values()))
+        return True
+
+    def update_kpis(iid: str, st: sm.State, record: dict[str, Any] | None, f: Any, now: int) -> None:
+        """Replace the interaction's contribution to its partition's figures."""
+        rec = record or sm.build_record(iid, st, f)
+        q = centre.queue(rec["tenant"], rec["queue"])
+        entry = entry_of(rec, kpi.contribution(rec, q), sm.waiting_since(f, st))
+        old = st.get("k")
+        if entry != old:
+            kp = kpis.get(st["p"])
+            if kp is not None:
+                kp.apply(iid, old, entry, now)
+            st["k"] = entry
+
+    def kpi_rows() -> tuple[Any, Any]:
+        """Changed intervals of every partition, and queue settings not yet written."""
+        parts = []
+        for p, kp in kpis.items():
+            if kp.rescan:
+                kp.rescan_max(st["k"] for st in table.data.values() if st and st.get("p") == p and st.get("k"))
+            for key, vec in kp.take_dirty():
+                parts.append((p, key, vec))
+            counters.late_updates = sum(k.late_updates for k in kpis.values())
+        groups = {(k[0], k[1]) for _, k, _ in parts} - settings_written
+        version = next_version()
+        interval_rows = rows.kpi_interval_batch(
+            [(p, key, vec, centre.queue(key[0], key[1])) for p, key, vec in parts], version)
+        settings_rows = rows.queue_settings_batch([(t, q, centre.queue(t, q)) for t, q in sorted(groups)])
+        settings_written.update(groups)
+        return interval_rows, settings_rows
+
+    def next_version() -> int:
+        """Wall-clock milliseconds, strictly increasing: a later write always wins, across restarts too."""
+        v = max(int(time.time() * 1000), live_version["last"] + 1)
+        live_version["last"] = v
+        return v
 
     def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
         good: list[tuple[EventT, Event]] = []
         for ev in events:
             m = ev.message
-            prev = last_offset.get((m.topic, m.partition))
-            if prev is not None and m.offset > prev + 1:
-                counters.offset_gaps += 1
-                log.error("offset gap on %s[%d]: %d -> %d", m.topic, m.partition, prev, m.offset)
-            last_offset[(m.topic, m.partition)] = m.offset
             if isinstance(out_ := validate(m.value, m.key, kind), Rejected):
                 sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, ev)).encode())
                 counters.dead_letters += 1
@@ -192,55 +269,85 @@ def create_app(s: Settings) -> faust.App:
             logging.shutdown()
             os._exit(70)
 
+    def fatal(what: str, e: BaseException) -> None:
+        """A batch that was not fully processed must not be acked (take_events acks it on
+        the way out, even after an exception): exit, and process it again on restart."""
+        log.critical("%s failed (%r): exiting without committing; the batch will be processed again",
+                     what, e, exc_info=e)
+        logging.shutdown()
+        os._exit(70)
+
     def raw_batch(good: list[tuple[EventT, Event]]) -> Any:
         return rows.raw_event_batch(
             (e, ev.message.topic, ev.message.partition, ev.message.offset, ev.message.value) for ev, e in good)
 
     @app.agent(events_topic, name="fold-interactions")
     async def fold_interactions(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            good = validated(events, "events")
-            by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
-            for ev, e in good:
-                clock.observe(e.ts_ms)
-                by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
-            now = clock.now_ms()
-            # No await between reading and writing states: the timer cannot interleave.
-            for key, (partition, facts) in by_key.items():
-                st = table.data.get(key) or sm.new_state()
-                if sm.merge(st, facts):
-                    st["p"] = partition
-                    st["l"] = sm.last_event_ms(st)
-                    record = sm.due_record(key.decode(), st, now, timeout_ms)
-                    store_state(key, st)
-                    if record:
-                        emit(key, record, partition)
-            await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
+        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            try:
+                events = await gaps.complete(batch)
+                good = validated(events, "events")
+                by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
+                for ev, e in good:
+                    clock.observe(e.ts_ms)
+                    by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
+                now = clock.now_ms()
+                with_kpis = ensure_kpis()
+                # No await between reading and writing states: the timer cannot interleave.
+                for key, (partition, facts) in by_key.items():
+                    st = table.data.get(key) or sm.new_state()
+                    if sm.merge(st, facts):
+                        st["p"] = partition
+                        st["l"] = sm.last_event_ms(st)
+                        f = sm.fold(st)
+                        iid = key.decode()
+                        record = sm.due_record(iid, st, now, timeout_ms, f)
+                        if with_kpis:
+                            update_kpis(iid, st, record, f, now)
+                        store_state(key, st)
+                        if record:
+                            emit(key, record, partition)
+                intervals, queue_settings = kpi_rows()
+                await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
+                                   (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
+            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                fatal("fold-interactions", e)
 
     @app.agent(agent_events_topic, name="agent-events")
     async def agent_events(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            good = validated(events, "agent_events")
-            await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
+        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            try:
+                good = validated(await gaps.complete(batch), "agent_events")
+                await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
+            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                fatal("agent-events", e)
 
     @app.agent(interactions_topic, name="store-interactions")
     async def store_interactions(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            await finish_batch((rows.INTERACTIONS_TABLE,
-                                rows.interaction_batch(orjson.loads(ev.message.value) for ev in events)))
+        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            try:
+                events = await gaps.complete(batch)
+                await finish_batch((rows.INTERACTIONS_TABLE,
+                                    rows.interaction_batch(orjson.loads(ev.message.value) for ev in events)))
+            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                fatal("store-interactions", e)
 
     @app.agent(dead_letters_topic, name="store-dead-letters")
     async def store_dead_letters(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            await finish_batch((rows.DEAD_LETTERS_TABLE,
-                                rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)))
+        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            try:
+                events = await gaps.complete(batch)
+                await finish_batch((rows.DEAD_LETTERS_TABLE,
+                                    rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)))
+            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                fatal("store-dead-letters", e)
 
     @app.timer(interval=max(1.0, min(30.0, s.interaction_timeout_s / 10)), name="close-timed-out")
     async def close_timed_out() -> None:
         """Close interactions whose final event never came; forget long-closed ones."""
         now = clock.now_ms()
-        if not now:
-            return
+        if not now or not ensure_kpis():
+            return  # not while recovering: a closed interaction must also leave the live figures
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
         for key, st in list(table.data.items()):
             if st is None or st.get("p") not in owned:
@@ -251,11 +358,31 @@ def create_app(s: Settings) -> faust.App:
                     sends.add(changelog, st["p"], key, None)
                     counters.expired += 1
                 continue
-            record = sm.due_record(key.decode(), st, now, timeout_ms)
+            f = sm.fold(st)
+            record = sm.due_record(key.decode(), st, now, timeout_ms, f)
             if record:
+                if kpi_gen["built"] == kpi_gen["want"]:
+                    update_kpis(key.decode(), st, record, f, now)
                 store_state(key, st)
                 emit(key, record, st["p"])
         await sends.send()
+
+    @app.timer(interval=centre.windows.refresh_s, name="live-kpis")
+    async def live_kpis() -> None:
+        """Rolling windows, contacts waiting now, and intervals changed by timeouts."""
+        now = clock.now_ms()
+        if not now or not ensure_kpis():
+            return
+        version = next_version()
+        live = []
+        for p, kp in kpis.items():
+            kp.expire(now)
+            for group, window, vec, waiting, oldest in kp.live(now):
+                live.append((p, group, window, vec, waiting, oldest))
+        intervals, queue_settings = kpi_rows()
+        await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
+        await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
+        await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, now, version))
 
     @app.page("/sql")
     class SqlView(View):
@@ -284,7 +411,8 @@ def create_app(s: Settings) -> faust.App:
                 "status": "degraded" if writer.degraded else "ok",
                 "degraded": writer.degraded,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
-                "timed_out": c.timed_out, "expired": c.expired, "offset_gaps": c.offset_gaps, "rows_written": writer.rows_written,
+                "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
+                "offsets_refetched": gaps.filled, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
@@ -292,6 +420,7 @@ def create_app(s: Settings) -> faust.App:
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close_writer(app_: faust.App, **kwargs: Any) -> None:
+        await gaps.close()
         writer.close()
 
     return app

@@ -26,6 +26,7 @@ class Migration:
     version: int
     name: str
     statements: list[str]
+    modern_only: bool = False  # ``NNN_name.modern.sql``: recorded but not run on pre-20 servers
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -33,7 +34,8 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for f in sorted(directory.glob("[0-9][0-9][0-9]_*.sql")):
         text = "\n".join(line for line in f.read_text().splitlines() if not line.strip().startswith("--"))
         stmts = [s.strip() for s in text.split(";") if s.strip()]
-        out.append(Migration(int(f.name[:3]), f.stem, stmts))
+        modern = f.name.endswith(".modern.sql")
+        out.append(Migration(int(f.name[:3]), f.name.removesuffix(".sql").removesuffix(".modern"), stmts, modern))
     versions = [m.version for m in out]
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"two migrations share a number in {directory}")
@@ -55,8 +57,9 @@ def migrate(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[str]:
     for m in load_migrations(directory):
         if m.version in done:
             continue
-        for stmt in m.statements:
-            ch.command(render(stmt, ch))
+        if not (m.modern_only and ch.dialect == "legacy"):
+            for stmt in m.statements:
+                ch.command(render(stmt, ch))
         ch.command(f"INSERT INTO {ch.database}.schema_migrations SELECT {m.version}, '{m.name}', now()")
         applied.append(m.name)
     return applied

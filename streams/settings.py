@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     state_retention_s: float = Field(
         8 * 86400, gt=0, description="Keep a closed interaction's state this long for late events (CSAT, stragglers).")
     store: str = Field("memory://", description="Faust table store: `memory://` (rebuilt from the changelog) or `rocksdb://`.")
+    centre_config: Path | None = Field(
+        None, description="YAML file of tenants, queues (SL goals, variants) and KPI windows; see streams/centre.py.")
     # --- ClickHouse --------------------------------------------------------------------
     clickhouse_url: str = Field(
         "chdb://.ccpulse/chdb", description="`chdb://relative/path`, `chdb:///absolute/path` (embedded) or `clickhouse://user:pass@host:9000/db` (server).")

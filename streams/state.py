@@ -271,7 +271,18 @@ def last_event_ms(state: State) -> int:
     return max(f[0] for f in state["f"].values())
 
 
-def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int) -> dict[str, Any] | None:
+def fold(state: State) -> _Fold:
+    """One pass over the state's facts (what build_record, due_record and KPIs read)."""
+    return _fold(state["f"])
+
+
+def waiting_since(s: _Fold, state: State) -> int | None:
+    """When the contact started waiting, if it is in a queue now (and not closed by timeout)."""
+    return s.in_queue_since if state["x"] == 0 else None
+
+
+def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int,
+               s: _Fold | None = None) -> dict[str, Any] | None:
     """The record to emit now, or None; marks the state emitted (and timed out) in place.
 
     A record is due when the interaction is complete, or when its last event is older
@@ -279,7 +290,7 @@ def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int) 
     """
     if not state["f"] or state["v"] == version_of(state):
         return None  # nothing new since the last emission
-    fold = _fold(state["f"])
+    fold = s or _fold(state["f"])
     if not is_complete(fold):
         if now_ms - last_event_ms(state) < timeout_ms:
             return None

@@ -11,6 +11,8 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from schemas.events import Event
+from streams import kpi
+from streams.centre import QueueConfig
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -96,3 +98,66 @@ def dead_letter_batch(letters: Iterable[dict[str, Any]]) -> pa.Table:
         cols["key"].append(d["key"])
         cols["payload"].append(base64.b64decode(d["payload_b64"]))
     return _table(cols, DEAD_LETTER_COLUMNS)
+
+
+QUEUE_SETTINGS_TABLE = "queue_settings"
+QUEUE_SETTINGS_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "queue": pa.string(), "sl_threshold_s": pa.uint32(), "sl_goal": pa.float64(),
+    "sl_variant": pa.string(), "short_abandon_s": pa.uint32(), "fcr_days": pa.uint16(), "updated_at": _TS,
+}
+
+_COUNTS = {f: pa.uint64() for f in kpi.FIELDS}
+KPI_INTERVALS_TABLE = "kpi_interval_parts"
+KPI_INTERVAL_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "queue": pa.string(), "channel": pa.string(), "interval_start": _TS,
+    "source_partition": pa.uint16(), **_COUNTS, "sl_threshold_s": pa.uint32(), "short_abandon_s": pa.uint32(),
+    "version": pa.uint64(),
+}
+KPI_LIVE_TABLE = "kpi_live_parts"
+KPI_LIVE_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "queue": pa.string(), "channel": pa.string(), "window_minutes": pa.uint16(),
+    "source_partition": pa.uint16(), "snapshot_at": _TS, **_COUNTS, "waiting": pa.uint32(),
+    "oldest_waiting_since": _TS, "version": pa.uint64(),
+}
+
+
+def queue_settings_batch(items: Iterable[tuple[str, str, QueueConfig]]) -> pa.Table:
+    """The settings each queue's figures were computed with (SQL views join them)."""
+    import time
+
+    now = int(time.time() * 1000)
+    cols: dict[str, list[Any]] = {n: [] for n in QUEUE_SETTINGS_COLUMNS}
+    for tenant, queue, q in items:
+        for n, v in (("tenant", tenant), ("queue", queue), ("sl_threshold_s", q.sl_threshold_s),
+                     ("sl_goal", q.sl_goal), ("sl_variant", q.sl_variant), ("short_abandon_s", q.short_abandon_s),
+                     ("fcr_days", q.fcr_days), ("updated_at", now)):
+            cols[n].append(v)
+    return _table(cols, QUEUE_SETTINGS_COLUMNS)
+
+
+def kpi_interval_batch(parts: Iterable[tuple[int, tuple[str, str, str, int], list[int], QueueConfig]],
+                       version: int) -> pa.Table:
+    """(partition, (tenant, queue, channel, interval start ms), counts, queue settings) → rows."""
+    cols: dict[str, list[Any]] = {n: [] for n in KPI_INTERVAL_COLUMNS}
+    for p, (tenant, queue, channel, start), vec, q in parts:
+        for n, v in (("tenant", tenant), ("queue", queue), ("channel", channel), ("interval_start", start),
+                     ("source_partition", p), ("sl_threshold_s", q.sl_threshold_s),
+                     ("short_abandon_s", q.short_abandon_s), ("version", version)):
+            cols[n].append(v)
+        for f, v in zip(kpi.FIELDS, vec):
+            cols[f].append(v)
+    return _table(cols, KPI_INTERVAL_COLUMNS)
+
+
+def kpi_live_batch(items: Iterable[tuple[int, tuple[str, str, str], int, list[int], int, int | None]],
+                   now_ms: int, version: int) -> pa.Table:
+    """(partition, group, window minutes, counts, waiting, oldest waiting since) → rows."""
+    cols: dict[str, list[Any]] = {n: [] for n in KPI_LIVE_COLUMNS}
+    for p, (tenant, queue, channel), window, vec, waiting, oldest in items:
+        for n, v in (("tenant", tenant), ("queue", queue), ("channel", channel), ("window_minutes", window),
+                     ("source_partition", p), ("snapshot_at", now_ms), ("waiting", waiting),
+                     ("oldest_waiting_since", oldest), ("version", version)):
+            cols[n].append(v)
+        for f, v in zip(kpi.FIELDS, vec):
+            cols[f].append(v)
+    return _table(cols, KPI_LIVE_COLUMNS)

@@ -1,0 +1,164 @@
+"""Interval and rolling-window aggregates of one source partition, pure and in memory.
+
+They are *derived* state: each interaction's state (the changelog-backed table) keeps the
+contribution it last added (``Entry``), so after a restart or rebalance the aggregates are
+rebuilt from the states and every interval is written again. No second changelog has to
+agree with the first, so no crash between two writes can leave them out of step.
+
+Rows carry their source partition: each partition's figures are partial, the views sum
+them, and a partition moving to another worker replaces its own rows (higher version).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from streams import kpi
+
+INTERVAL_MS = 15 * 60_000     # the stored grain; 30/60-minute and daily figures are sums of it
+MINUTE_MS = 60_000            # the grain of rolling windows
+
+#: [tenant, queue, channel, contribution, waiting since (ms) or None] -- what the state keeps.
+Entry = list[Any]
+Key = tuple[str, str, str, int]
+Group = tuple[str, str, str]
+
+
+def floor(ts: int, grain: int) -> int:
+    return ts - ts % grain
+
+
+def entry_of(rec: dict[str, Any], contribution: kpi.Contribution, waiting_since: int | None) -> Entry:
+    return [rec["tenant"], rec["queue"] or "", rec["channel"], contribution, waiting_since]
+
+
+@dataclass
+class PartitionKpis:
+    """Figures of one partition: 15-minute intervals, minute buckets, contacts waiting now."""
+
+    partition: int
+    lateness_ms: int
+    rolling_minutes: Sequence[int]
+    intervals: dict[Key, kpi.Vector] = field(default_factory=dict)
+    minutes: dict[Key, kpi.Vector] = field(default_factory=dict)
+    waiting: dict[str, tuple[Group, int]] = field(default_factory=dict)
+    dirty: set[Key] = field(default_factory=set)
+    rescan: set[tuple[bool, Key]] = field(default_factory=set)
+    groups_seen: dict[Group, int] = field(default_factory=dict)  # group -> last event time it had data
+    late_updates: int = 0
+
+    @property
+    def minute_span_ms(self) -> int:
+        return (max(self.rolling_minutes) + 1) * MINUTE_MS
+
+    def apply(self, iid: str, old: Entry | None, new: Entry | None, now_ms: int) -> None:
+        """Replace what an interaction added (``old``) by what it adds now (``new``)."""
+        interval_horizon = floor(now_ms - self.lateness_ms, INTERVAL_MS)
+        minute_horizon = floor(now_ms, MINUTE_MS) - self.minute_span_ms
+        for sign, e in ((-1, old), (1, new)):
+            if e is None:
+                continue
+            group: Group = (e[0], e[1], e[2])
+            for ts, vec in e[3]:
+                bucket = floor(ts, INTERVAL_MS)
+                if bucket >= interval_horizon:
+                    self._add(self.intervals, (*group, bucket), vec, sign)
+                    self.dirty.add((*group, bucket))
+                elif sign > 0 and (old is None or [ts, vec] not in old[3]):
+                    self.late_updates += 1  # the record is right; the frozen interval is not changed
+                minute = floor(ts, MINUTE_MS)
+                if minute >= minute_horizon:
+                    self._add(self.minutes, (*group, minute), vec, sign)
+                    self.groups_seen[group] = max(self.groups_seen.get(group, 0), ts)
+        if new is not None and new[4] is not None:
+            self.waiting[iid] = ((new[0], new[1], new[2]), new[4])
+            self.groups_seen[(new[0], new[1], new[2])] = max(self.groups_seen.get((new[0], new[1], new[2]), 0), now_ms)
+        else:
+            self.waiting.pop(iid, None)
+
+    def _add(self, store: dict[Key, kpi.Vector], key: Key, vec: Sequence[int], sign: int) -> None:
+        cur = store.get(key)
+        if cur is None:
+            cur = store[key] = kpi.zero()
+        if sign < 0 and vec[kpi.MAX_I] and vec[kpi.MAX_I] >= cur[kpi.MAX_I]:
+            # The longest wait may have gone: recount it from the states.
+            self.rescan.add((store is self.minutes, key))
+        kpi.add(cur, vec, sign)
+
+    def rescan_max(self, entries: Iterable[Entry]) -> None:
+        """Recompute the longest wait of the buckets whose maximum was retracted."""
+        if not self.rescan:
+            return
+        found = {k: 0 for k in self.rescan}
+        for e in entries:
+            for ts, vec in e[3]:
+                m = vec[kpi.MAX_I]
+                if not m:
+                    continue
+                for is_minute, grain in ((False, INTERVAL_MS), (True, MINUTE_MS)):
+                    k = (is_minute, (e[0], e[1], e[2], floor(ts, grain)))
+                    if k in found and m > found[k]:
+                        found[k] = m
+        for (is_minute, key), m in found.items():
+            store = self.minutes if is_minute else self.intervals
+            if key in store:
+                store[key][kpi.MAX_I] = m
+                if not is_minute:
+                    self.dirty.add(key)
+        self.rescan.clear()
+
+    def rebuild(self, items: Iterable[tuple[str, Entry]], now_ms: int) -> None:
+        """Start again from the interactions' states (after a restart or a rebalance)."""
+        self.intervals.clear()
+        self.minutes.clear()
+        self.waiting.clear()
+        self.rescan.clear()
+        late = self.late_updates
+        for iid, e in items:
+            self.apply(iid, None, e, now_ms)
+        self.late_updates = late
+        self.dirty = set(self.intervals)
+
+    def expire(self, now_ms: int) -> None:
+        """Forget intervals past the lateness horizon and minutes older than the longest window."""
+        ih = floor(now_ms - self.lateness_ms, INTERVAL_MS) - INTERVAL_MS
+        for k in [k for k in self.intervals if k[3] < ih]:
+            del self.intervals[k]
+            self.dirty.discard(k)
+        mh = floor(now_ms, MINUTE_MS) - self.minute_span_ms
+        for k in [k for k in self.minutes if k[3] < mh]:
+            del self.minutes[k]
+        for g in [g for g, t in self.groups_seen.items() if t < mh - self.minute_span_ms]:
+            del self.groups_seen[g]
+
+    def take_dirty(self) -> list[tuple[Key, kpi.Vector]]:
+        out = [(k, list(self.intervals[k])) for k in sorted(self.dirty) if k in self.intervals]
+        self.dirty.clear()
+        return out
+
+    def live(self, now_ms: int) -> list[tuple[Group, int, kpi.Vector, int, int | None]]:
+        """(group, window minutes, counts, waiting now, oldest waiting since) for every
+        group with data in the longest window, zeros included so a quiet queue reads 0."""
+        current = floor(now_ms, MINUTE_MS)
+        sums: dict[tuple[Group, int], kpi.Vector] = {}
+        for (t, q, c, minute), vec in self.minutes.items():
+            if minute > current:
+                continue
+            age = (current - minute) // MINUTE_MS
+            for w in self.rolling_minutes:
+                if age < w:
+                    cur = sums.get(((t, q, c), w))
+                    if cur is None:
+                        cur = sums[((t, q, c), w)] = kpi.zero()
+                    kpi.add(cur, vec)
+        waiting: dict[Group, list[int]] = {}
+        for group, since in self.waiting.values():
+            w = waiting.setdefault(group, [0, since])
+            w[0] += 1
+            w[1] = min(w[1], since)
+        out = []
+        for group in sorted(set(self.groups_seen) | set(waiting)):
+            n, oldest = waiting.get(group, (0, None))
+            for w in self.rolling_minutes:
+                out.append((group, w, sums.get((group, w)) or kpi.zero(), n, oldest))
+        return out
