@@ -46,7 +46,10 @@ def test_sink_columns_match_tables(ch: ClickHouse) -> None:
     migrate(ch)
     for table, cols in [(rows.RAW_EVENTS_TABLE, rows.RAW_EVENT_COLUMNS),
                         (rows.INTERACTIONS_TABLE, rows.INTERACTION_COLUMNS),
-                        (rows.DEAD_LETTERS_TABLE, rows.DEAD_LETTER_COLUMNS)]:
+                        (rows.DEAD_LETTERS_TABLE, rows.DEAD_LETTER_COLUMNS),
+                        (rows.KPI_INTERVALS_TABLE, rows.KPI_INTERVAL_COLUMNS),
+                        (rows.KPI_LIVE_TABLE, rows.KPI_LIVE_COLUMNS),
+                        (rows.QUEUE_SETTINGS_TABLE, rows.QUEUE_SETTINGS_COLUMNS)]:
         got = ch.query(f"DESCRIBE TABLE {ch.database}.{table}").rows
         assert [r[0] for r in got] == list(cols), table
 
