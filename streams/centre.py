@@ -25,15 +25,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from streams.settings import ConfigError  # one error type for every configuration problem
+
 SlVariant = Literal["abandons_count_against", "ignore_abandons", "abandons_within_t_ok",
                     "abandons_within_t_ignored"]
 SL_VARIANTS: tuple[str, ...] = ("abandons_count_against", "ignore_abandons", "abandons_within_t_ok",
                                 "abandons_within_t_ignored")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class ConfigError(Exception):
-    """A problem in the centre file, naming the offending key."""
 
 
 class _Strict(BaseModel):

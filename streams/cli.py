@@ -27,9 +27,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 # --- commands -------------------------------------------------------------------------
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from streams.centre import load_centre
+
     s = _settings(args)
     for k, v in s.dump().items():
         print(f"{k:24} {v}")
+    centre = load_centre(s.centre_config)  # a bad centre file fails here, before a worker starts
+    w = centre.windows
+    print(f"{'centre':24} {len(centre.tenants)} tenants, {len(centre.known_queues())} queues configured; "
+          f"default SL {centre.defaults.sl_goal:.0%} in {centre.defaults.sl_threshold_s} s "
+          f"({centre.defaults.sl_variant}); rolling {', '.join(map(str, w.rolling_minutes))} min")
     return 0
 
 
