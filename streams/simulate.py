@@ -46,6 +46,7 @@ class QueueSpec:
     transfer_prob: float = 0.05          # to another queue of the same tenant
     concurrency: int = 1                 # contacts an agent handles at once (chats: 2-3)
     csat_prob: float = 0.3
+    priority_share: float = 0.1          # share of high-priority contacts (served first); 0 = pure FIFO
     load: float = 0.7                    # offered load / capacity at the busiest hour
     arrival_rate_per_s: float | None = None  # fixed Poisson rate instead of staffing x load curve
 
@@ -303,7 +304,7 @@ class _Sim:
         n = len(self.contacts) + 1
         cust = self.rnd.choice(self.customers[q.tenant.name]) if self.rnd.random() < 0.85 else None
         c = _Contact(f"{q.tenant.name}-s{self.cfg.seed}-{n:07d}", q.tenant.name, q.spec.channel, cust,
-                     2 if self.rnd.random() < 0.1 else 0)
+                     2 if self.rnd.random() < q.spec.priority_share else 0)
         self.contacts.append(c)
         c.offered_at = t
         self.ev(c, t, "offered", queue=q.spec.name, customer_id=cust, priority=c.priority)
