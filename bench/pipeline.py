@@ -1,8 +1,21 @@
 """Throughput through the whole path (broker → worker → ClickHouse) against the ceiling of
-a bare aiokafka consumer reading the same topic in the same run.
+a bare aiokafka consumer reading the same topic in the same run, then (bench/latency.py)
+the end-to-end latency from an event's production to the live KPI figure in ClickHouse.
 
 Everything runs on private resources: its own local broker on a free port, its own
 topics and an embedded ClickHouse in a temporary folder.
+
+Figures (``--json`` keys):
+
+- ``events_per_s``: events / (first event seen by the worker → last ClickHouse write),
+  every table included (raw events, interval KPIs, interaction records). KPIs are always
+  on in the worker, so this is already the pipeline *with* every window computed.
+- ``kpi_events_per_s``: the KPI path: events / (first event seen → the interval KPI rows of
+  every contact readable in ClickHouse, i.e. ``sum(offered)`` of ``kpi_intervals_15m``
+  through the worker's /sql endpoint equals the contacts offered). Polled every 50 ms.
+- ``ceiling_events_per_s``: a bare aiokafka consumer reading the same topic; ``ratio`` =
+  events_per_s / ceiling.
+- ``e2e_p50_ms`` / ``e2e_p99_ms``: bench/latency.py.
 """
 from __future__ import annotations
 
@@ -17,10 +30,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from streams.settings import Settings, load_settings
+
+#: How often the KPI rows are looked for near the end of the throughput run.
+KPI_POLL_S = 0.05
 
 
 def _free_port() -> int:
@@ -58,13 +75,22 @@ async def _bare_consume(s: Settings, topic: str, expected: int) -> float:
 def _env(s: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
     for k, v in s.model_dump(mode="json").items():
-        env[f"CCPULSE_{k.upper()}"] = str(v)
+        if v is not None:  # an unset optional (centre_config) must stay unset, not become "None"
+            env[f"CCPULSE_{k.upper()}"] = str(v)
     return env
 
 
 def _health(s: Settings) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{s.web_port}/health", timeout=5) as r:
         return json.loads(r.read())
+
+
+def _scalar(s: Settings, sql: str) -> Any:
+    """The one value a query returns, through the worker's /sql endpoint (it owns chdb)."""
+    from streams.query import query_worker
+
+    res = query_worker(s, sql, timeout_s=10)
+    return res.rows[0][0] if res.rows else None
 
 
 def _rss_mb(pid: int) -> float:
@@ -74,84 +100,175 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def measure(events_wanted: int, workdir: Path) -> dict[str, Any]:
-    from streams import devstack
-    from streams.producer import from_event, produce
-    from streams.simulate import SimConfig, simulate
+def bench_settings(workdir: Path, port: int, tag: str, **extra: Any) -> Settings:
+    """Settings of one private run: its own topics (every ``topic_*`` setting), app id, web
+    port and embedded ClickHouse."""
+    topics = {name: f"{tag}.{name[len('topic_'):].replace('_', '-')}"
+              for name in Settings.model_fields if name.startswith("topic_")}
+    return load_settings(**{
+        "broker": f"kafka://127.0.0.1:{port}", "broker_flavour": "tansu", "dev_broker_port": port,
+        "state_dir": workdir / "state", "clickhouse_url": f"chdb://{workdir / ('chdb-' + tag)}", "app_id": tag,
+        **topics, "web_port": _free_port(), "session_timeout_s": 4, "log_level": "warning", **extra})
+
+
+def prepare(s: Settings) -> None:
+    """Topics and tables of a run."""
     from streams.topics import create_topics
 
+    create_topics(s)
+    subprocess.run([sys.executable, "-m", "streams.cli", "db", "migrate"], env=_env(s), check=True,
+                   capture_output=True)
+
+
+def start_worker(s: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=_env(s), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
+    if worker and worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+
+
+def check_alive(worker: subprocess.Popen[bytes], log_path: Path) -> None:
+    if worker.poll() is not None:
+        raise RuntimeError(f"worker exited {worker.returncode}; see {log_path}")
+
+
+@contextmanager
+def private_broker(workdir: Path) -> Iterator[int]:
+    """A Tansu broker on a free port for the whole bench; its port."""
+    from streams import devstack
+
     port = _free_port()
+    devstack.up(workdir / "state", port)
+    try:
+        yield port
+    finally:
+        devstack.down(workdir / "state", port)
+
+
+def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str, Any]:
+    from streams.producer import from_event, produce
+    from streams.simulate import SimConfig, simulate
+
     tag = f"bench{os.getpid()}"
-    s = load_settings(broker=f"kafka://127.0.0.1:{port}", broker_flavour="tansu", dev_broker_port=port,
-                      state_dir=workdir / "state", clickhouse_url=f"chdb://{workdir / 'chdb'}", app_id=tag,
-                      topic_events=f"{tag}.events", topic_agent_events=f"{tag}.agent-events",
-                      topic_interactions=f"{tag}.interactions", topic_dead_letters=f"{tag}.dead-letters",
-                      web_port=_free_port(), session_timeout_s=4, log_level="warning")
-    devstack.up(s.state_dir, port)
+    s = bench_settings(workdir, port, tag)
     worker = None
     try:
-        create_topics(s)
-        subprocess.run([sys.executable, "-m", "streams.cli", "db", "migrate"], env=_env(s), check=True,
-                       capture_output=True)
+        prepare(s)
         # ~7 interaction events per contact; agent events come on top.
         sim = simulate(SimConfig(seed=7, interactions=max(1000, events_wanted // 7)))
         events = sorted(sim.events, key=lambda e: e["ts"])
+        offered = len({e["interaction_id"] for e in events if e["type"] == "offered"})
         messages = [from_event(e) for e in events]
-        _note(f"producing {len(messages):,} events ({len(sim.truth):,} interactions)")
+        _note(f"producing {len(messages):,} events ({len(sim.truth):,} interactions, {offered:,} offered)")
         produced = produce(s, messages, total=len(messages), label="bench: produced", progress=False)
 
         _note("bare aiokafka consumer (ceiling)")
         bare_s = asyncio.run(_bare_consume(s, s.topic_events, produced))
 
-        _note("worker: broker → validate → state → records → ClickHouse")
-        log = open(workdir / "worker.log", "ab")
-        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=_env(s), stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        _note("worker: broker → validate → state → KPIs → records → ClickHouse")
+        log_path = workdir / "worker.log"
+        worker = start_worker(s, log_path)
+        kpi_sql = f"SELECT sum(offered) FROM {s.clickhouse_database}.kpi_intervals_15m"
         deadline = time.monotonic() + 600
         h: dict[str, Any] = {}
+        kpi_done_at: float | None = None
+        kpi_seen = 0
+        pipeline_done = False
         while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited {worker.returncode}; see {workdir / 'worker.log'}")
+            check_alive(worker, log_path)
             try:
                 h = _health(s)
             except OSError:
                 time.sleep(0.3)
                 continue
-            if h["events"] >= produced and h["rows_written"].get("interactions", 0) >= len(sim.truth):
+            if h["events"] >= produced and kpi_done_at is None:
+                # The interval rows of a batch are written with its raw events: look from here on.
+                kpi_seen = int(_scalar(s, kpi_sql) or 0)
+                if kpi_seen >= offered:
+                    kpi_done_at = time.time()
+            pipeline_done = pipeline_done or (
+                h["events"] >= produced and h["rows_written"].get("interactions", 0) >= len(sim.truth))
+            if pipeline_done and kpi_done_at is not None:
                 break
-            time.sleep(0.2)
+            if pipeline_done and h["last_write_at"] and time.time() - h["last_write_at"] > 30:
+                _note(f"interval KPIs incomplete: sum(offered) = {kpi_seen:,} of {offered:,} after 30 s")
+                break
+            time.sleep(KPI_POLL_S)
         else:
             raise RuntimeError("the worker did not finish within 600 s")
         elapsed = h["last_write_at"] - h["first_event_at"]
         rss = _rss_mb(worker.pid)
         pipe_rate = produced / elapsed
         ceiling = produced / bare_s
+        kpi_s = kpi_done_at - h["first_event_at"] if kpi_done_at is not None else None
         return {
-            "events": produced, "interactions": len(sim.truth),
+            "events": produced, "interactions": len(sim.truth), "offered_contacts": offered,
             "events_per_s": round(pipe_rate), "ceiling_events_per_s": round(ceiling),
-            "ratio": round(pipe_rate / ceiling, 4), "pipeline_s": round(elapsed, 2),
+            "ratio": round(pipe_rate / ceiling, 4),
+            "kpi_events_per_s": round(produced / kpi_s) if kpi_s else None,
+            "pipeline_s": round(elapsed, 2), "kpi_s": round(kpi_s, 2) if kpi_s else None,
             "bare_consumer_s": round(bare_s, 2), "worker_rss_mb": round(rss, 1),
             "clickhouse": "chdb (embedded)", "broker": "tansu (local)", "partitions": s.partitions,
+            "sink_batch_size": s.sink_batch_size, "sink_batch_seconds": s.sink_batch_seconds,
         }
     finally:
-        if worker and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-        devstack.down(s.state_dir, port)
+        stop_worker(worker)
+
+
+def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
+            skip_latency: bool = False) -> dict[str, Any]:
+    from bench.latency import measure_latency
+
+    with private_broker(workdir) as port:
+        r = measure_throughput(events_wanted, workdir, port)
+        if skip_latency:
+            r.update(e2e_p50_ms=None, e2e_p99_ms=None)
+        else:
+            r.update(measure_latency(workdir, port, seconds=latency_seconds))
+    return r
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
 
 
 def run_bench(_s: Settings, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ccpulse-bench-") as d:
-        r = measure(args.events, Path(d))
+        r = measure(args.events, Path(d), latency_seconds=getattr(args, "latency_seconds", 30.0),
+                    skip_latency=getattr(args, "skip_latency", False))
     if args.json:
         print(json.dumps(r))
+        return 0
+    rows = [
+        ("events through the pipeline", _fmt(r["events"], ",")),
+        ("pipeline, all KPI windows on (1 worker)", f"{_fmt(r['events_per_s'], ',')} events/s"),
+        ("KPI path: interval KPIs readable", f"{_fmt(r['kpi_events_per_s'], ',')} events/s"),
+        ("bare consumer (ceiling)", f"{_fmt(r['ceiling_events_per_s'], ',')} events/s"),
+        ("ratio pipeline / bare consumer", _fmt(r["ratio"], ".3f")),
+        ("worker RSS", f"{_fmt(r['worker_rss_mb'], ',.0f')} MB"),
+    ]
+    if r.get("e2e_p50_ms") is not None or "latency_events" in r:
+        rate = r.get("latency_rate_events_per_s")
+        rows += [
+            (f"e2e latency at {_fmt(rate, ',.0f')} events/s, p50", f"{_fmt(r['e2e_p50_ms'], ',.0f')} ms"),
+            ("e2e latency, p99", f"{_fmt(r['e2e_p99_ms'], ',.0f')} ms"),
+            ("e2e latency, max", f"{_fmt(r.get('e2e_max_ms'), ',.0f')} ms"),
+            ("live refresh (windows.refresh_s)", f"{_fmt(r.get('latency_refresh_s'), '')} s"),
+            ("latency events / seconds", f"{_fmt(r.get('latency_events'), ',')} / "
+                                         f"{_fmt(r.get('latency_seconds'), '')} s"),
+            ("latency worker RSS", f"{_fmt(r.get('latency_worker_rss_mb'), ',.0f')} MB"),
+        ]
     else:
-        print(f"{'events through the pipeline':32} {r['events']:>12,}")
-        print(f"{'pipeline events/s (1 worker)':32} {r['events_per_s']:>12,}")
-        print(f"{'bare consumer events/s':32} {r['ceiling_events_per_s']:>12,}")
-        print(f"{'ratio pipeline / bare consumer':32} {r['ratio']:>12.3f}")
-        print(f"{'worker RSS (MB)':32} {r['worker_rss_mb']:>12,.0f}")
+        rows.append(("e2e latency", "skipped (--skip-latency)"))
+    for label, value in rows:
+        print(f"{label:42} {value:>18}")
     return 0

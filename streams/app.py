@@ -23,17 +23,18 @@ from faust.types import TP, EventT
 from faust.web import Request, Response, View
 
 from schemas.events import Event
+from streams import agents as ag
 from streams import kpi
 from streams import state as sm
 from streams.centre import CentreConfig, ConfigError, load_centre
 from streams.clickhouse import connect
 from streams.gaps import GapFiller
-from streams.windows import PartitionKpis, entry_of
+from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
 from streams.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
 from streams.sinks.writer import BatchWriter
-from streams.topics import INTERACTION_TABLE
+from streams.topics import AGENT_TABLE, INTERACTION_TABLE
 from streams.validate import Rejected, TopicKind, validate
 
 log = logging.getLogger("ccpulse.worker")
@@ -123,7 +124,9 @@ def create_app(s: Settings) -> faust.App:
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": s.partitions}
     events_topic = app.topic(s.topic_events, **raw)
-    agent_events_topic = app.topic(s.topic_agent_events, **raw)
+    # One channel over both agent-keyed topics: an agent's own events and the contacts the
+    # interaction fold says it handles arrive on the same partition, in one agent.
+    agent_events_topic = app.topic(s.topic_agent_events, s.topic_agent_activity, **raw)
     interactions_topic = app.topic(s.topic_interactions, **raw)
     dead_letters_topic = app.topic(s.topic_dead_letters, **raw)
     # key_type too, not only the schema: faust derives the changelog topic's key codec from
@@ -131,6 +134,10 @@ def create_app(s: Settings) -> faust.App:
     table = app.Table(INTERACTION_TABLE, partitions=s.partitions, key_type=bytes,
                       schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
                       help="Open and recently closed interactions: their event facts.")
+
+    agent_table = app.Table(AGENT_TABLE, partitions=s.partitions, key_type=bytes,
+                            schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+                            help="Agents: their recent own events and the contacts they handle.")
 
     writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database))
     clock = Clock()
@@ -160,6 +167,9 @@ def create_app(s: Settings) -> faust.App:
         kpi_gen["want"] += 1  # KPI aggregates are rebuilt from the states once recovery is done
 
     changelog = table.changelog_topic.get_topic_name()
+    agent_changelog = agent_table.changelog_topic.get_topic_name()
+    agent_dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
+    agent_written: dict[str, int] = {"until": 0}
     sends = PartitionBatches(app)
 
     def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
@@ -168,6 +178,11 @@ def create_app(s: Settings) -> faust.App:
         counters.records_emitted += 1
         if record["closed_by_timeout"]:
             counters.timed_out += 1
+
+    def store_agent(key: bytes, st: Any, partition: int) -> None:
+        st["p"] = partition
+        agent_table.data[key] = st
+        sends.add(agent_changelog, partition, key, orjson.dumps(st))
 
     def store_state(key: bytes, st: sm.State) -> None:
         table.data[key] = st
@@ -235,6 +250,25 @@ def create_app(s: Settings) -> faust.App:
         v = max(int(time.time() * 1000), live_version["last"] + 1)
         live_version["last"] = v
         return v
+
+    def agent_partition(agent: str) -> int:
+        """The partition Kafka's default partitioner gives an agent id (murmur2, as producers do)."""
+        from kafka.partitioner.default import murmur2
+
+        return (murmur2(agent.encode()) & 0x7FFFFFFF) % s.partitions
+
+    def tell_agents(iid: str, st: sm.State, f: Any, changed: bool) -> None:
+        """Send each agent its handling of this contact when it changed (or on a replay,
+        when the first delivery may have stopped before these sends went out)."""
+        now_segs = sm.agent_segments(f, st)
+        old = st.get("a") or {}
+        tenant = f.tenant
+        for agent in set(old) | set(now_segs):
+            segs = now_segs.get(agent, [])
+            if not changed or old.get(agent) != segs:
+                sends.add(s.topic_agent_activity, agent_partition(agent), agent.encode(),
+                          orjson.dumps({"i": iid, "g": segs, "t": tenant}))
+        st["a"] = now_segs
 
     def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
@@ -304,9 +338,12 @@ def create_app(s: Settings) -> faust.App:
                         record = sm.due_record(iid, st, now, timeout_ms, f)
                         if with_kpis:
                             update_kpis(iid, st, record, f, now)
+                        tell_agents(iid, st, f, True)
                         store_state(key, st)
                         if record:
                             emit(key, record, partition)
+                    elif st.get("a"):
+                        tell_agents(key.decode(), st, sm.fold(st), False)
                 intervals, queue_settings = kpi_rows()
                 await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
                                    (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
@@ -317,7 +354,29 @@ def create_app(s: Settings) -> faust.App:
     async def agent_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
             try:
-                good = validated(await gaps.complete(batch), "agent_events")
+                events = await gaps.complete(batch)
+                own = [ev for ev in events if ev.message.topic == s.topic_agent_events]
+                good = validated(own, "agent_events")
+                for ev, e in good:
+                    clock.observe(e.ts_ms)
+                    key = ev.message.key
+                    st = agent_table.data.get(key) or ag.new_agent_state()
+                    if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
+                                      getattr(e, "queues", None)):
+                        agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
+                        store_agent(key, st, ev.message.partition)
+                for ev in events:
+                    m = ev.message
+                    if m.topic != s.topic_agent_activity:
+                        continue
+                    a = orjson.loads(m.value)
+                    st = agent_table.data.get(m.key) or ag.new_agent_state()
+                    old = st["c"].get(a["i"], [])
+                    if ag.set_contact(st, a["i"], a["g"], a["t"]):
+                        times = [t for seg in old + a["g"] for t in seg if t]
+                        if times:
+                            agent_dirty[m.key] = min(agent_dirty.get(m.key, min(times)), min(times))
+                        store_agent(m.key, st, m.partition)
                 await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
             except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                 fatal("agent-events", e)
@@ -363,6 +422,7 @@ def create_app(s: Settings) -> faust.App:
             if record:
                 if kpi_gen["built"] == kpi_gen["want"]:
                     update_kpis(key.decode(), st, record, f, now)
+                tell_agents(key.decode(), st, f, True)
                 store_state(key, st)
                 emit(key, record, st["p"])
         await sends.send()
@@ -383,6 +443,38 @@ def create_app(s: Settings) -> faust.App:
         await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
         await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, now, version))
+
+    @app.timer(interval=centre.windows.refresh_s, name="agent-figures")
+    async def agent_figures() -> None:
+        """Each agent's time per state in the intervals that changed, and its state now."""
+        now = clock.now_ms()
+        if not now or app.in_recovery:
+            return
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_agent_events}
+        horizon = now - centre.windows.lateness_s * 1000
+        since_last = agent_written["until"] or now
+        version = next_version()
+        figures, live = [], []
+        for key, st in list(agent_table.data.items()):
+            if not st or st.get("p") not in owned:
+                continue
+            agent = key.decode()
+            start = max(min(agent_dirty.pop(key, since_last), since_last), horizon)
+            start -= start % INTERVAL_MS
+            pieces = ag.timeline(st, start, now)
+            figures.append((st["t"], agent, ag.per_interval(pieces, INTERVAL_MS)))
+            live.append((st["t"], agent, ag.current(st, now)))
+            if len(st["f"]) > 64 or len(st["c"]) > 256:
+                before = (len(st["f"]), len(st["c"]))
+                ag.trim(st, horizon)
+                if (len(st["f"]), len(st["c"])) != before:
+                    store_agent(key, st, st["p"])
+        agent_written["until"] = now
+        intervals, reasons = rows.agent_batches(figures, version)
+        await sends.send()
+        await writer.write(rows.AGENT_INTERVALS_TABLE, intervals)
+        await writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
+        await writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
 
     @app.page("/sql")
     class SqlView(View):

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     topic_agent_events: str = Field("ccpulse.agent-events", description="Raw agent events, keyed by agent_id.")
     topic_interactions: str = Field("ccpulse.interactions", description="Interaction records, keyed by interaction_id.")
     topic_dead_letters: str = Field("ccpulse.dead-letters", description="Rejected messages with the reason.")
+    topic_agent_activity: str = Field(
+        "ccpulse.agent-activity", description="Internal: the contacts each agent handles, keyed by agent_id.")
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every ccpulse topic (set once, at `ccpulse setup`).")
     replication_factor: int = Field(1, ge=1, description="Replication factor of ccpulse topics.")
     session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout; lower = faster fail-over and start.")

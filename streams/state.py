@@ -106,6 +106,8 @@ class _Fold:
     connected_since: int | None = None
     hold_since: int | None = None
     anomalies: list[str] = field(default_factory=list)
+    #: Agent handling segments [agent, connected from, to, ACW until (0 = ACW pending, None = no ACW)].
+    segments: list[list[Any]] = field(default_factory=list)
 
     def flag(self, what: str) -> None:
         if what not in self.anomalies:
@@ -123,7 +125,16 @@ class _Fold:
             self.wait += ts - self.in_queue_since
             self.in_queue_since = None
 
+    def open_segment(self, ts: int, agent: str | None) -> None:
+        if agent:
+            self.segments.append([agent, ts, None, None])
+
+    def close_segment(self, ts: int) -> None:
+        if self.segments and self.segments[-1][2] is None:
+            self.segments[-1][2] = ts
+
     def leave_agent(self, ts: int) -> None:
+        self.close_segment(ts)
         if self.hold_since is not None:
             self.hold += ts - self.hold_since
             self.hold_since = None
@@ -156,9 +167,13 @@ def _fold(facts: dict[str, Fact]) -> _Fold:
             if s.answered_at is None:
                 s.answered_at = ts
                 s.first_agent_id = a.get("agent_id")
-            s.agent_id = a.get("agent_id")
             if s.connected_since is None:
                 s.connected_since = ts
+                s.open_segment(ts, a.get("agent_id"))
+            elif a.get("agent_id") != s.agent_id:
+                s.close_segment(ts)
+                s.open_segment(ts, a.get("agent_id"))
+            s.agent_id = a.get("agent_id")
         elif typ == "abandoned":
             if s.in_queue_since is None:
                 s.flag("abandoned_while_not_queued")
@@ -181,6 +196,9 @@ def _fold(facts: dict[str, Fact]) -> _Fold:
                 s.enter_queue(ts, a["to_queue"])
             elif a.get("to_agent"):
                 s.agent_id = a["to_agent"]
+                if s.connected_since is not None:
+                    s.close_segment(ts)
+                    s.open_segment(ts, a["to_agent"])
         elif typ == "ended":
             if s.in_queue_since is not None:
                 # The customer left while queued: an abandon by another name.
@@ -188,11 +206,15 @@ def _fold(facts: dict[str, Fact]) -> _Fold:
                 if s.answered_at is None and s.abandoned_at is None:
                     s.abandoned_at = ts
             s.leave_agent(ts)
+            if s.segments and s.segments[-1][3] is None:
+                s.segments[-1][3] = 0  # after-call work pending until the wrap-up
             s.ended_at = ts
         elif typ == "wrapup_ended":
             if s.ended_at is None:
                 s.flag("wrapup_without_end")
             s.wrapup_at = ts
+            if s.segments and s.segments[-1][3] == 0:
+                s.segments[-1][3] = ts
             s.disposition = a.get("disposition", s.disposition)
             if "resolved" in a:
                 s.resolved = a["resolved"]
@@ -269,6 +291,24 @@ def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> d
 
 def last_event_ms(state: State) -> int:
     return max(f[0] for f in state["f"].values())
+
+
+def agent_segments(s: _Fold, state: State) -> dict[str, list[list[int | None]]]:
+    """Each agent's handling of this contact: [[connected from, to, ACW until], ...].
+
+    ``to`` is None while connected; ``ACW until`` is 0 while after-call work is pending and
+    None when the agent did none (it transferred the contact away). Once the interaction is
+    closed by the timeout, open ends close at its last event: no agent stays busy forever.
+    """
+    out: dict[str, list[list[int | None]]] = {}
+    closed = bool(state["x"])
+    for agent, start, end, acw in s.segments:
+        if closed and end is None:
+            end = s.last_at
+        if closed and acw == 0:
+            acw = max(s.last_at, end)
+        out.setdefault(agent, []).append([start, end, acw])
+    return out
 
 
 def fold(state: State) -> _Fold:

@@ -11,6 +11,7 @@ from streams.settings import Settings
 
 #: Faust names a table's changelog ``{app_id}-{table}-changelog``.
 INTERACTION_TABLE = "interactions"
+AGENT_TABLE = "agents"
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(s.topic_agent_events, p, "raw agent events, keyed by agent_id"),
         TopicSpec(s.topic_interactions, p, "interaction records, keyed by interaction_id"),
         TopicSpec(s.topic_dead_letters, p, "rejected messages with the reason"),
+        TopicSpec(s.topic_agent_activity, p, "contacts each agent handles, keyed by agent_id (internal)"),
         TopicSpec(f"{s.app_id}-{INTERACTION_TABLE}-changelog", p, "state of open interactions (faust changelog)"),
+        TopicSpec(f"{s.app_id}-{AGENT_TABLE}-changelog", p, "agents' recent events and contacts (faust changelog)"),
     ]
 
 

@@ -46,6 +46,7 @@ def pipeline_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
         "CCPULSE_TOPIC_AGENT_EVENTS": f"{tag}.agent-events",
         "CCPULSE_TOPIC_INTERACTIONS": f"{tag}.interactions",
         "CCPULSE_TOPIC_DEAD_LETTERS": f"{tag}.dead-letters",
+        "CCPULSE_TOPIC_AGENT_ACTIVITY": f"{tag}.agent-activity",
         "CCPULSE_PARTITIONS": "4",
         "CCPULSE_SESSION_TIMEOUT_S": "4",
         "CCPULSE_COMMIT_INTERVAL_S": "0.5",

@@ -161,3 +161,51 @@ def kpi_live_batch(items: Iterable[tuple[int, tuple[str, str, str], int, list[in
         for f, v in zip(kpi.FIELDS, vec):
             cols[f].append(v)
     return _table(cols, KPI_LIVE_COLUMNS)
+
+
+AGENT_INTERVALS_TABLE = "agent_intervals"
+AGENT_INTERVAL_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "agent_id": pa.string(), "interval_start": _TS, "logged_in_ms": pa.uint64(),
+    "ready_ms": pa.uint64(), "busy_ms": pa.uint64(), "acw_ms": pa.uint64(), "not_ready_ms": pa.uint64(),
+    "held_ms": pa.uint64(), "max_held": pa.uint16(), "version": pa.uint64(),
+}
+AGENT_NOT_READY_TABLE = "agent_not_ready_intervals"
+AGENT_NOT_READY_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "agent_id": pa.string(), "interval_start": _TS, "reason": pa.string(),
+    "ms": pa.uint64(), "version": pa.uint64(),
+}
+AGENT_LIVE_TABLE = "agent_live"
+AGENT_LIVE_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "agent_id": pa.string(), "state": pa.string(), "reason": pa.string(),
+    "since": _TS, "held": pa.uint16(), "queues": pa.list_(pa.string()), "snapshot_at": _TS, "version": pa.uint64(),
+}
+
+
+def agent_batches(items: Iterable[tuple[str, str, dict[int, Any]]], version: int) -> tuple[pa.Table, pa.Table]:
+    """(tenant, agent, {interval start: agents.IntervalFigures}) → agent_intervals and reasons rows."""
+    iv: dict[str, list[Any]] = {n: [] for n in AGENT_INTERVAL_COLUMNS}
+    nr: dict[str, list[Any]] = {n: [] for n in AGENT_NOT_READY_COLUMNS}
+    for tenant, agent, figures in items:
+        for start, f in sorted(figures.items()):
+            for n, v in (("tenant", tenant), ("agent_id", agent), ("interval_start", start),
+                         ("logged_in_ms", f.logged_in_ms), ("ready_ms", f.ms["ready"]), ("busy_ms", f.ms["busy"]),
+                         ("acw_ms", f.ms["acw"]), ("not_ready_ms", f.ms["not_ready"]), ("held_ms", f.held_ms),
+                         ("max_held", f.max_held), ("version", version)):
+                iv[n].append(v)
+            for reason, ms in sorted(f.not_ready.items()):
+                for n, v in (("tenant", tenant), ("agent_id", agent), ("interval_start", start),
+                             ("reason", reason), ("ms", ms), ("version", version)):
+                    nr[n].append(v)
+    return _table(iv, AGENT_INTERVAL_COLUMNS), _table(nr, AGENT_NOT_READY_COLUMNS)
+
+
+def agent_live_batch(items: Iterable[tuple[str, str, tuple[str, str, int, int, list[str]]]], now_ms: int,
+                     version: int) -> pa.Table:
+    """(tenant, agent, (state, reason, since, held, queues)) → agent_live rows."""
+    cols: dict[str, list[Any]] = {n: [] for n in AGENT_LIVE_COLUMNS}
+    for tenant, agent, (state, reason, since, held, queues) in items:
+        for n, v in (("tenant", tenant), ("agent_id", agent), ("state", state), ("reason", reason),
+                     ("since", since), ("held", held), ("queues", queues), ("snapshot_at", now_ms),
+                     ("version", version)):
+            cols[n].append(v)
+    return _table(cols, AGENT_LIVE_COLUMNS)

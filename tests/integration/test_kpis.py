@@ -106,7 +106,11 @@ def _wait_intervals(worker: Worker, expected: dict, view: str = "kpi_intervals_1
     try:
         wait_for(done, 180, f"{view} to equal the independent count", interval=1.0)
     except TimeoutError:
-        raise AssertionError(_diff(expected, last)) from None
+        h = worker.health()
+        sql = stored(worker, "kpi_intervals_15m_sql")
+        raise AssertionError(f"{view}: {_diff(expected, last)}\nSQL view: {_diff(expected, sql)}\n"
+                             f"worker: events {h['events']}, states {h['states']}, late {h['late_updates']}, "
+                             f"refetched {h['offsets_refetched']}") from None
 
 
 def test_interval_kpis_equal_independent_count_and_sql_across_a_sigkill(

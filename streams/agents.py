@@ -1,0 +1,190 @@
+"""Agent state over time, pure: login/ready/not-ready events plus the contacts an agent
+handles, folded into a piecewise-constant timeline and cut into intervals.
+
+An agent's state (kept in a changelog-backed table keyed by agent id, like interactions)
+is the *set* of its own events by event id, and per interaction the handling segments the
+interaction fold reported for it (replaced whole when they change). So, as for
+interactions, arrival order and redeliveries cannot change the figures.
+
+State at an instant (kpi-definitions.md, "Agents"): busy while connected to at least one
+contact (talking or holding; concurrent chats count once), else acw while doing after-call
+work for at least one, else ready / not_ready(reason) as last set, else logged_out.
+Occupancy = (busy + acw) / (busy + acw + ready).
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+#: Same-millisecond order of an agent's own events (login first, logout last).
+RANK = {"agent_login": 0, "agent_ready": 1, "agent_not_ready": 2, "agent_logout": 3}
+STATES = ("busy", "acw", "ready", "not_ready", "logged_out")
+
+AgentState = dict[str, Any]  # {"f": {event_id: [ts, type, reason, queues]}, "c": {iid: segments}, "t": tenant}
+
+
+def new_agent_state() -> AgentState:
+    return {"f": {}, "c": {}, "t": ""}
+
+
+def merge_event(st: AgentState, event_id: str, ts: int, typ: str, tenant: str,
+                reason: str | None = None, queues: list[str] | None = None) -> bool:
+    """Add one agent event; True when it is new (a redelivery changes nothing)."""
+    if event_id in st["f"]:
+        return False
+    st["f"][event_id] = [ts, typ, reason, queues]
+    st["t"] = st["t"] or tenant
+    return True
+
+
+def set_contact(st: AgentState, iid: str, segments: list[list[int | None]], tenant: str) -> bool:
+    """The agent's handling of one contact, as the interaction fold sees it now."""
+    if not segments:
+        return st["c"].pop(iid, None) is not None
+    if st["c"].get(iid) == segments:
+        return False
+    st["c"][iid] = segments
+    st["t"] = st["t"] or tenant
+    return True
+
+
+@dataclass(frozen=True)
+class Piece:
+    start: int
+    end: int
+    state: str
+    reason: str
+    held: int  # contacts held (connected or in ACW), for chat concurrency
+
+
+def _facts(st: AgentState) -> list[list[Any]]:
+    return sorted(st["f"].values(), key=lambda f: (f[0], RANK[f[1]]))
+
+
+def timeline(st: AgentState, start: int, end: int) -> list[Piece]:
+    """The agent's states between ``start`` and ``end`` (ms), cut wherever anything changes."""
+    if end <= start:
+        return []
+    facts = _facts(st)
+    times = [f[0] for f in facts]
+    cuts = {start, end}
+    cuts.update(t for t in times if start < t < end)
+    segs = []
+    for segments in st["c"].values():
+        for s0, s1, acw in segments:
+            s1e = end if s1 is None else s1
+            acw_end = None if acw is None else (end if acw == 0 else acw)
+            segs.append((s0, s1e, acw_end))
+            for t in (s0, s1e, acw_end):
+                if t is not None and start < t < end:
+                    cuts.add(t)
+    points = sorted(cuts)
+    out: list[Piece] = []
+    for a, b in zip(points, points[1:]):
+        i = bisect.bisect_right(times, a) - 1  # the last own event at or before a
+        logged_in, avail, reason = False, "not_ready", ""
+        # Walk back only as far as needed: presence and availability as last set.
+        for f in facts[: i + 1]:
+            typ = f[1]
+            if typ == "agent_login":
+                logged_in, avail, reason = True, "not_ready", "logged_in"
+            elif typ == "agent_logout":
+                logged_in = False
+            elif typ == "agent_ready":
+                logged_in, avail, reason = True, "ready", ""
+            elif typ == "agent_not_ready":
+                logged_in, avail, reason = True, "not_ready", f[2] or ""
+        connected = sum(1 for s0, s1, _ in segs if s0 <= a < s1)
+        in_acw = sum(1 for _, s1, acw in segs if acw is not None and s1 <= a < acw)
+        if connected:
+            state, why = "busy", ""
+        elif in_acw:
+            state, why = "acw", ""
+        elif logged_in:
+            state, why = avail, reason
+        else:
+            state, why = "logged_out", ""
+        piece = Piece(a, b, state, why, connected + in_acw)
+        if out and (out[-1].state, out[-1].reason, out[-1].held) == (state, why, piece.held) and out[-1].end == a:
+            out[-1] = Piece(out[-1].start, b, state, why, piece.held)
+        else:
+            out.append(piece)
+    return out
+
+
+@dataclass
+class IntervalFigures:
+    """One agent in one interval: milliseconds per state and contact-holding figures."""
+
+    ms: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    not_ready: dict[str, int] = field(default_factory=dict)
+    held_ms: int = 0      # ∫ contacts held dt: / (busy + acw) gives average concurrency
+    max_held: int = 0
+
+    @property
+    def logged_in_ms(self) -> int:
+        return sum(v for k, v in self.ms.items() if k != "logged_out")
+
+    @property
+    def occupancy(self) -> float | None:
+        den = self.ms["busy"] + self.ms["acw"] + self.ms["ready"]
+        return (self.ms["busy"] + self.ms["acw"]) / den if den else None
+
+
+def per_interval(pieces: Iterable[Piece], grain_ms: int) -> dict[int, IntervalFigures]:
+    out: dict[int, IntervalFigures] = {}
+    for p in pieces:
+        t = p.start
+        while t < p.end:
+            bucket = t - t % grain_ms
+            upto = min(p.end, bucket + grain_ms)
+            f = out.setdefault(bucket, IntervalFigures())
+            f.ms[p.state] += upto - t
+            if p.state == "not_ready":
+                f.not_ready[p.reason] = f.not_ready.get(p.reason, 0) + upto - t
+            f.held_ms += p.held * (upto - t)
+            f.max_held = max(f.max_held, p.held)
+            t = upto
+    return out
+
+
+def current(st: AgentState, now: int) -> tuple[str, str, int, int, list[str]]:
+    """(state, reason, since, contacts held, queues) at ``now``."""
+    facts = _facts(st)
+    first = min([f[0] for f in facts] + [s[0] for segs in st["c"].values() for s in segs] + [now])
+    pieces = timeline(st, first, now + 1)
+    queues: list[str] = []
+    for f in facts:
+        if f[1] == "agent_login" and f[0] <= now:
+            queues = list(f[3] or [])
+    if not pieces:
+        return "logged_out", "", now, 0, queues
+    last = pieces[-1]
+    since = last.start
+    for p in reversed(pieces[:-1]):  # how long it has been in this state (concurrency aside)
+        if (p.state, p.reason) != (last.state, last.reason):
+            break
+        since = p.start
+    return last.state, last.reason, since, last.held, queues
+
+
+def trim(st: AgentState, horizon: int) -> None:
+    """Forget what ended before ``horizon``, keeping the events that still set the state."""
+    facts = sorted(st["f"].items(), key=lambda kv: (kv[1][0], RANK[kv[1][1]]))
+    keep_presence = keep_avail = None
+    for eid, f in facts:
+        if f[0] >= horizon:
+            break
+        if f[1] in ("agent_login", "agent_logout"):
+            keep_presence = eid
+        if f[1] in ("agent_login", "agent_ready", "agent_not_ready"):
+            keep_avail = eid
+        # the last login also carries the queues
+    last_login = next((eid for eid, f in reversed(facts) if f[1] == "agent_login" and f[0] < horizon), None)
+    for eid, f in facts:
+        if f[0] < horizon and eid not in (keep_presence, keep_avail, last_login):
+            del st["f"][eid]
+    for iid, segs in list(st["c"].items()):
+        if all(s[1] is not None and s[1] < horizon and (s[2] is None or 0 < s[2] < horizon) for s in segs):
+            del st["c"][iid]
