@@ -1,0 +1,72 @@
+"""Agent timelines: states, concurrency and intervals from events and handled contacts."""
+from __future__ import annotations
+
+import random
+
+from streams import agents as ag
+
+T0 = 1_767_258_000_000  # a quarter-hour boundary
+S = 1000
+
+
+def agent_with(*events: tuple[int, str, str | None]) -> dict:
+    st = ag.new_agent_state()
+    for i, (t, typ, reason) in enumerate(events):
+        ag.merge_event(st, f"e{i}", T0 + t * S, typ, "acme", reason, ["sales"] if typ == "agent_login" else None)
+    return st
+
+
+DAY = [(0, "agent_login", None), (1, "agent_ready", None), (300, "agent_not_ready", "break"),
+       (1200, "agent_ready", None), (1500, "agent_logout", None)]
+
+
+def test_a_voice_agent_day_in_intervals() -> None:
+    st = agent_with(*DAY)
+    ag.set_contact(st, "c1", [[T0 + 60 * S, T0 + 180 * S, T0 + 200 * S]], "acme")
+    figs = ag.per_interval(ag.timeline(st, T0, T0 + 1800 * S), 900 * S)
+    a, b = figs[T0], figs[T0 + 900 * S]
+    assert a.ms == {"busy": 120 * S, "acw": 20 * S, "ready": 159 * S, "not_ready": 601 * S, "logged_out": 0}
+    assert a.not_ready == {"logged_in": 1 * S, "break": 600 * S}
+    assert a.occupancy == 140 / 299 and a.max_held == 1 and a.held_ms == 140 * S
+    assert b.ms == {"busy": 0, "acw": 0, "ready": 300 * S, "not_ready": 300 * S, "logged_out": 300 * S}
+    assert b.logged_in_ms == 600 * S
+
+
+def test_concurrent_chats_count_busy_once() -> None:
+    st = agent_with((0, "agent_login", None), (0, "agent_ready", None))
+    ag.set_contact(st, "c1", [[T0 + 10 * S, T0 + 70 * S, T0 + 80 * S]], "acme")
+    ag.set_contact(st, "c2", [[T0 + 40 * S, T0 + 100 * S, T0 + 100 * S]], "acme")
+    f = ag.per_interval(ag.timeline(st, T0, T0 + 200 * S), 900 * S)[T0]
+    assert f.ms["busy"] == 90 * S and f.ms["acw"] == 0 and f.ms["ready"] == 110 * S
+    assert f.max_held == 2 and f.held_ms == (60 + 10 + 60) * S
+
+
+def test_pending_acw_runs_until_now_and_current_state() -> None:
+    st = agent_with((0, "agent_login", None), (0, "agent_ready", None))
+    ag.set_contact(st, "c1", [[T0 + 10 * S, T0 + 70 * S, 0]], "acme")  # ended, wrap-up not done yet
+    state, reason, since, held, queues = ag.current(st, T0 + 100 * S)
+    assert (state, since, held, queues) == ("acw", T0 + 70 * S, 1, ["sales"])
+    ag.set_contact(st, "c1", [[T0 + 10 * S, T0 + 70 * S, T0 + 90 * S]], "acme")
+    assert ag.current(st, T0 + 100 * S)[:3] == ("ready", "", T0 + 90 * S)
+    assert ag.set_contact(st, "c1", [], "acme") and "c1" not in st["c"]
+
+
+def test_order_and_redelivery_do_not_matter() -> None:
+    events = [(i, *e) for i, e in enumerate(DAY)]
+    want = ag.timeline(agent_with(*DAY), T0, T0 + 1800 * S)
+    for seed in range(5):
+        shuffled = events + events[:2]
+        random.Random(seed).shuffle(shuffled)
+        st = ag.new_agent_state()
+        for i, t, typ, reason in shuffled:
+            ag.merge_event(st, f"e{i}", T0 + t * S, typ, "acme", reason)
+        assert ag.timeline(st, T0, T0 + 1800 * S) == want
+
+
+def test_trim_keeps_the_state_setting_events() -> None:
+    st = agent_with(*DAY)
+    ag.set_contact(st, "c1", [[T0 + 60 * S, T0 + 180 * S, T0 + 200 * S]], "acme")
+    before = ag.timeline(st, T0 + 1300 * S, T0 + 1800 * S)
+    ag.trim(st, T0 + 1300 * S)
+    assert ag.timeline(st, T0 + 1300 * S, T0 + 1800 * S) == before
+    assert st["c"] == {} and len(st["f"]) < len(DAY)
