@@ -20,9 +20,11 @@ What bounds it:
 - the live figures are recomputed every ``windows.refresh_s`` of the centre file. The
   bench writes a centre file with ``windows: {refresh_s: 0.2}`` (the default is 5 s), so
   the timer alone adds refresh_s/2 = 0.1 s on average and up to 0.2 s;
-- the worker's batches wait up to ``sink_batch_seconds`` (0.5 s by default) to fill:
-  at 1,000 events/s a batch of ``sink_batch_size`` (5,000) never fills, so this adds up to
-  0.5 s, as a deployment with those settings would see;
+- the worker takes a batch when ``sink_batch_size`` (5,000) events are buffered or
+  ``sink_batch_seconds`` (0.5 s by default) after it finished the previous one (faust's
+  take_events): at 1,000 events/s batches never fill, so an event waits for its batch
+  about half of (0.5 s + the previous batch's processing and awaited writes), as a
+  deployment with those settings would see;
 - the producer is configured as ccpulse's own (streams/producer.py: acks=all, 20 ms linger);
 - the poll: every ``poll_s`` (20 ms) at most, but the poller never keeps the worker busy
   with its queries more than ``POLL_DUTY`` (25 %) of the time, because the worker runs

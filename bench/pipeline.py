@@ -263,6 +263,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
             ("e2e latency, p99", f"{_fmt(r['e2e_p99_ms'], ',.0f')} ms"),
             ("e2e latency, max", f"{_fmt(r.get('e2e_max_ms'), ',.0f')} ms"),
             ("live refresh (windows.refresh_s)", f"{_fmt(r.get('latency_refresh_s'), '')} s"),
+            ("poll spacing / median round trip", f"{_fmt(r.get('latency_poll_every_ms'), ',.0f')} / "
+                                                 f"{_fmt(r.get('latency_poll_query_p50_ms'), ',.0f')} ms"),
             ("latency events / seconds", f"{_fmt(r.get('latency_events'), ',')} / "
                                          f"{_fmt(r.get('latency_seconds'), '')} s"),
             ("latency worker RSS", f"{_fmt(r.get('latency_worker_rss_mb'), ',.0f')} MB"),

@@ -240,7 +240,8 @@ def create_app(s: Settings) -> faust.App:
         groups = {(k[0], k[1]) for _, k, _ in parts} - settings_written
         version = next_version()
         interval_rows = rows.kpi_interval_batch(
-            [(p, key, vec, centre.queue(key[0], key[1])) for p, key, vec in parts], version)
+            [(p, key, vec, centre.queue(key[0], key[1]), centre.tenant(key[0]).business_day(key[3]))
+             for p, key, vec in parts], version)
         settings_rows = rows.queue_settings_batch([(t, q, centre.queue(t, q)) for t, q in sorted(groups)])
         settings_written.update(groups)
         return interval_rows, settings_rows

@@ -17,7 +17,7 @@ unknown queue still gets figures; a tenant or queue named here overrides the def
 """
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,6 +80,12 @@ class TenantConfig(_Strict):
             _day_range(days)
             _span(span)
         return v
+
+    def business_day(self, ts_ms: int) -> date:
+        """The tenant's day a moment belongs to: its time zone, shifted by the daily reset."""
+        local = datetime.fromtimestamp(ts_ms / 1000, tz=ZoneInfo(self.timezone))
+        reset = timedelta(hours=self.daily_reset.hour, minutes=self.daily_reset.minute)
+        return (local - reset).date()
 
     def is_open(self, weekday: int, minute_of_day: int) -> bool:
         """Business hours at a local weekday (0 = Monday) and minute; always open when unset."""

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS {db}.kpi_interval_parts
     queue              {LC},
     channel            {LC},
     interval_start     {TS}    COMMENT '15-minute interval, UTC-aligned',
+    local_day          Date    COMMENT 'the tenant business day (its time zone and daily reset)',
     source_partition   UInt16  COMMENT 'partial figures of one events-topic partition',
     offered            UInt64  COMMENT 'contacts first offered in the interval',
     answered           UInt64  COMMENT 'contacts answered (counted when they left the queue)',
@@ -104,7 +105,7 @@ SELECT
 FROM
 (
     SELECT
-        tenant, queue, channel, interval_start,
+        tenant, queue, channel, interval_start, any(local_day) AS local_day,
         sum(offered) AS offered,
         sum(answered) AS answered,
         sum(answered_in_sl) AS answered_in_sl,

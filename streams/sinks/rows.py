@@ -110,7 +110,8 @@ _COUNTS = {f: pa.uint64() for f in kpi.FIELDS}
 KPI_INTERVALS_TABLE = "kpi_interval_parts"
 KPI_INTERVAL_COLUMNS: dict[str, pa.DataType] = {
     "tenant": pa.string(), "queue": pa.string(), "channel": pa.string(), "interval_start": _TS,
-    "source_partition": pa.uint16(), **_COUNTS, "sl_threshold_s": pa.uint32(), "short_abandon_s": pa.uint32(),
+    "local_day": pa.date32(), "source_partition": pa.uint16(), **_COUNTS, "sl_threshold_s": pa.uint32(),
+    "short_abandon_s": pa.uint32(),
     "version": pa.uint64(),
 }
 KPI_LIVE_TABLE = "kpi_live_parts"
@@ -135,12 +136,13 @@ def queue_settings_batch(items: Iterable[tuple[str, str, QueueConfig]]) -> pa.Ta
     return _table(cols, QUEUE_SETTINGS_COLUMNS)
 
 
-def kpi_interval_batch(parts: Iterable[tuple[int, tuple[str, str, str, int], list[int], QueueConfig]],
+def kpi_interval_batch(parts: Iterable[tuple[int, tuple[str, str, str, int], list[int], QueueConfig, Any]],
                        version: int) -> pa.Table:
-    """(partition, (tenant, queue, channel, interval start ms), counts, queue settings) → rows."""
+    """(partition, (tenant, queue, channel, interval start ms), counts, queue settings, local day) → rows."""
     cols: dict[str, list[Any]] = {n: [] for n in KPI_INTERVAL_COLUMNS}
-    for p, (tenant, queue, channel, start), vec, q in parts:
+    for p, (tenant, queue, channel, start), vec, q, day in parts:
         for n, v in (("tenant", tenant), ("queue", queue), ("channel", channel), ("interval_start", start),
+                     ("local_day", day),
                      ("source_partition", p), ("sl_threshold_s", q.sl_threshold_s),
                      ("short_abandon_s", q.short_abandon_s), ("version", version)):
             cols[n].append(v)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -126,6 +127,31 @@ def test_interval_kpis_equal_independent_count_and_sql_across_a_sigkill(
     try:
         _wait_intervals(worker, expected)
         _wait_intervals(worker, expected, "kpi_intervals_15m_sql")  # once every record is stored
+        # Days in each tenant's time zone are sums of its 15-minute intervals.
+        zones = {"acme": ZoneInfo("Europe/London")}
+        days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+        for (t, q, c, start), v in expected.items():
+            day = datetime.fromtimestamp(start / 1000, tz=zones.get(t, timezone.utc)).date().isoformat()
+            days[(t, q, c, day)][0] += v[0]
+            days[(t, q, c, day)][1] += v[1]
+        got_days = {tuple(r[:4]): [r[4], r[5]] for r in worker.query(
+            "SELECT tenant, queue, channel, local_day, offered, answered FROM ccpulse.kpi_daily")}
+        assert got_days == dict(days)
+        # First-contact resolution proxy: no repeat by the customer within 7 days, not unresolved.
+        by_customer: dict[tuple, list] = defaultdict(list)
+        for r in sim.truth.values():
+            if r["customer_id"] is not None:
+                by_customer[(r["tenant"], r["customer_id"])].append(r)
+        fcr_want = [0, 0]
+        for contacts in by_customer.values():
+            contacts.sort(key=lambda r: r["offered_at_ms"])
+            for r, nxt in zip(contacts, contacts[1:] + [None]):
+                if r["outcome"] != "answered":
+                    continue
+                fcr_want[0] += 1
+                fcr_want[1] += r["resolved"] is not False and (
+                    nxt is None or nxt["offered_at_ms"] - r["offered_at_ms"] > 7 * 86_400_000)
+        assert list(worker.query("SELECT count(), sum(fcr) FROM ccpulse.fcr")[0]) == fcr_want
         # Derived figures: the default variant and the per-queue settings the rows carry.
         rows = worker.query("""
             SELECT queue, sum(answered_in_sl), sum(answered), sum(abandoned), sum(short_abandons),

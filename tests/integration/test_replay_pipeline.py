@@ -82,10 +82,6 @@ def test_replayed_month_matches_the_csv_per_queue(pipeline_env: dict[str, str], 
     n = counts(CALLS)
     expected = recount(CALLS)
     contacts = sum(r[1] for r in expected)
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text("windows: {lateness_s: 3456000}\n")
-    pipeline_env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
-    pipeline_env["CCPULSE_STATE_RETENTION_S"] = str(45 * 86400)
     run_cli(pipeline_env, "setup")
     run_cli(pipeline_env, "db", "migrate")
     worker = Worker(pipeline_env, tmp_path / "worker.log").start()

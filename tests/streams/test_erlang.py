@@ -52,7 +52,7 @@ T = 20                                            # SL threshold, seconds
 WARM_UP = 2_000                                   # first contacts dropped (the queue starts empty)
 BATCHES = 20
 Z = 4.0                                           # standard errors allowed
-PRECISION = 0.2                                   # 4 SE must be below this share of the analytic value
+PRECISION = 0.25                                  # 4 SE must be below this share of the analytic value
 QUEUE = QueueConfig(sl_threshold_s=T, short_abandon_s=0)
 
 Records = list[dict[str, Any]]
@@ -75,13 +75,13 @@ def batches(recs: Records) -> list[Records]:
     return [recs[i * size:(i + 1) * size] for i in range(BATCHES)]
 
 
-def kpi_counts(recs: Records) -> dict[str, int]:
+def kpi_counts(recs: Records) -> kpi.Vector:
     """streams.kpi: every part every record contributes, summed (intervals do not matter here)."""
     v = kpi.zero()
     for r in recs:
         for _ts, part in kpi.contribution(r, QUEUE):
             kpi.add(v, part)
-    return kpi.as_dict(v)
+    return v
 
 
 def recount(recs: Records) -> Counter:
@@ -120,26 +120,28 @@ FIGURES: dict[str, tuple[Callable[[dict], float | None], Callable[[Counter], flo
 
 
 def measure(recs: Records) -> dict[str, tuple[float, float]]:
-    """Each figure over the whole run (kpi maths) with its batch-means standard error; the
-    kpi counts and figures are first checked against the plain recount."""
+    """Each figure over the whole run (kpi maths on the summed counts) with its batch-means
+    standard error; the kpi counts and figures are first checked against the plain recount."""
     parts = batches(recs)
-    whole = kpi_counts([r for p in parts for r in p])
-    direct = recount([r for p in parts for r in p])
+    by_kpi, by_hand = [kpi_counts(p) for p in parts], [recount(p) for p in parts]
+    total = kpi.zero()
+    for v in by_kpi:
+        kpi.add(total, v)
+    whole, direct = kpi.as_dict(total), sum(by_hand, Counter())
     for f in ("answered", "answered_in_sl", "abandoned", "abandoned_in_sl", "short_abandons",
               "wait_answered_ms", "wait_abandoned_ms"):
         assert whole[f] == direct[f], f
-    assert whole["offered"] == len(parts) * len(parts[0]) == direct["answered"] + direct["abandoned"]
+    assert whole["offered"] == sum(map(len, parts)) == direct["answered"] + direct["abandoned"]
     assert whole["short_abandons"] == 0  # S = 0: the SL variants compare as in the table above
     out: dict[str, tuple[float, float]] = {}
-    per_batch = [(kpi_counts(p), recount(p)) for p in parts]
-    for name, (by_kpi, by_hand) in FIGURES.items():
-        value = by_kpi(whole)
-        assert value == pytest.approx(by_hand(direct), rel=1e-12), name
-        values = [by_kpi(k) for k, _ in per_batch]
+    for name, (formula, written_out) in FIGURES.items():
+        value = formula(whole)
+        assert value == pytest.approx(written_out(direct), rel=1e-12), name
+        values = [formula(kpi.as_dict(v)) for v in by_kpi]
         out[name] = value, statistics.stdev(values) / math.sqrt(BATCHES)
-    at_once = [d["at_once"] / len(p) for (_, d), p in zip(per_batch, parts)]
-    out["answered_at_once"] = direct["at_once"] / (direct["answered"] + direct["abandoned"]), \
-        statistics.stdev(at_once) / math.sqrt(BATCHES)
+    at_once = [n["at_once"] / len(p) for n, p in zip(by_hand, parts)]
+    out["answered_at_once"] = (direct["at_once"] / sum(map(len, parts)),
+                               statistics.stdev(at_once) / math.sqrt(BATCHES))
     return out
 
 
@@ -198,7 +200,7 @@ def test_erlang_a_two_routes_agree(lam: float, mu: float, theta: float, c: int) 
 
 @pytest.fixture(scope="module")
 def erlang_a_run() -> Records:
-    return run(seed=1, interactions=120_000, patience_s=1 / THETA)
+    return run(seed=1, interactions=100_000, patience_s=1 / THETA)
 
 
 @pytest.fixture(scope="module")
@@ -239,5 +241,5 @@ def test_priority_keeps_abandonment_and_mean_wait() -> None:
     discipline is work-conserving), so abandonment and the mean wait of all contacts still match;
     the waiting-time distribution (SL, ASA) does not, and is not compared."""
     e = ErlangA(LAM, MU, THETA, C)
-    m = measure(run(seed=2, interactions=60_000, patience_s=1 / THETA, priority_share=0.1))
+    m = measure(run(seed=2, interactions=40_000, patience_s=1 / THETA, priority_share=0.1))
     check(m, {"abandon_rate": e.p_abandon, "avg_wait_s": e.mean_wait, "answered_at_once": e.within(0)[0]})
