@@ -86,7 +86,10 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
         _step("processing")
         h = _wait_processed(s, worker, log_path, produced, args.timeout)
         _step("summary")
-        _summary(s, h, print_result)
+        try:
+            _summary(s, h, print_result)
+        except ConnectionError as e:
+            raise CliError(f"{e} (the data is stored; query it with `ccpulse sql`)") from None
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
@@ -95,7 +98,9 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
     print("\nThe data stays in the embedded ClickHouse. Try:\n"
-          "  ccpulse sql \"SELECT queue, outcome, count() FROM ccpulse.interactions_current GROUP BY ALL\"\n"
+          "  ccpulse sql \"SELECT queue, interval_start, offered, sl_abandons_count_against, asa_s "
+          "FROM ccpulse.kpi_intervals_30m ORDER BY offered DESC LIMIT 10\"\n"
+          "  ccpulse sql \"SELECT tenant, queue, state, agents FROM ccpulse.agents_by_state ORDER BY ALL\"\n"
           "Stop the local broker with: ccpulse dev down")
     return 0
 
@@ -158,12 +163,17 @@ def _summary(s: Settings, h: dict[str, Any], print_result: Any) -> None:
     dead = query_worker(s, f"SELECT count() FROM {db}.dead_letters FINAL").rows[0][0]
     print(f"    interactions stored: {total:,}   dead letters: {dead:,}   "
           f"raw events stored: {h['rows_written'].get('raw_events', 0):,}")
+    # The stream's own interval figures, summed over the run (views in sql/migrations/003_*).
     res = query_worker(s, f"""
-        SELECT tenant, queue, count() AS offered, countIf(outcome = 'answered') AS answered,
-               countIf(outcome = 'abandoned') AS abandoned,
-               round(avgIf(wait_ms, outcome = 'answered') / 1000, 1) AS asa_s,
-               round(avgIf(talk_ms + hold_ms + acw_ms, outcome = 'answered') / 1000, 1) AS aht_s
-        FROM {db}.interactions_current GROUP BY tenant, queue ORDER BY tenant, queue""")
+        SELECT tenant, queue, sum(offered) AS n_offered, sum(answered) AS n_answered, sum(abandoned) AS n_abandoned,
+               round(100 * sum(answered_in_sl) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0), 1)
+                   AS sl_pct,
+               round(100 * (sum(abandoned) - sum(short_abandons))
+                     / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0), 1) AS abandon_pct,
+               round(sum(wait_answered_ms) / 1000 / nullIf(sum(answered), 0), 1) AS asa_s,
+               round((sum(talk_ms) + sum(hold_ms) + sum(acw_ms)) / 1000 / nullIf(sum(handled), 0), 1) AS aht_s,
+               round(100 * sum(csat_good) / nullIf(sum(csat_ratings), 0), 1) AS csat_pct
+        FROM {db}.kpi_intervals_15m GROUP BY tenant, queue ORDER BY tenant, queue""")
     print_result(res.columns, res.rows, "table")
     if dead:
         res = query_worker(s, f"SELECT reason, messages FROM {db}.dead_letters_by_reason ORDER BY messages DESC")
