@@ -100,6 +100,12 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_settings(workdir: Path, port: int, tag: str, **extra: Any) -> Settings:
     """Settings of one private run: its own topics (every ``topic_*`` setting), app id, web
     port and embedded ClickHouse."""
@@ -182,29 +188,45 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str
         h: dict[str, Any] = {}
         kpi_done_at: float | None = None
         kpi_seen = 0
-        pipeline_done = False
-        while time.monotonic() < deadline:
+        pipeline_done_at: float | None = None
+        cpu_at_start: float | None = None
+        next_note = time.monotonic() + 30
+        while True:
             check_alive(worker, log_path)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not finish within 600 s: {h.get('events', 0):,} of "
+                                   f"{produced:,} events, {h.get('rows_written', {}).get('interactions', 0):,} "
+                                   f"of {len(sim.truth):,} interactions stored, sum(offered) {kpi_seen:,} of "
+                                   f"{offered:,}; see {log_path}")
             try:
                 h = _health(s)
             except OSError:
                 time.sleep(0.3)
                 continue
+            if cpu_at_start is None and h["events"]:
+                cpu_at_start = _cpu_s(worker.pid)  # start-up (imports, recovery) left out
             if h["events"] >= produced and kpi_done_at is None:
                 # The interval rows of a batch are written with its raw events: look from here on.
                 kpi_seen = int(_scalar(s, kpi_sql) or 0)
                 if kpi_seen >= offered:
                     kpi_done_at = time.time()
-            pipeline_done = pipeline_done or (
-                h["events"] >= produced and h["rows_written"].get("interactions", 0) >= len(sim.truth))
-            if pipeline_done and kpi_done_at is not None:
+            if pipeline_done_at is None and h["events"] >= produced and \
+                    h["rows_written"].get("interactions", 0) >= len(sim.truth):
+                pipeline_done_at, done_h, cpu_at_done = time.time(), h, _cpu_s(worker.pid)
+            if pipeline_done_at is not None and kpi_done_at is not None:
                 break
-            if pipeline_done and h["last_write_at"] and time.time() - h["last_write_at"] > 30:
-                _note(f"interval KPIs incomplete: sum(offered) = {kpi_seen:,} of {offered:,} after 30 s")
+            if pipeline_done_at is not None and time.time() - pipeline_done_at > 30:
+                _note(f"interval KPIs incomplete: sum(offered) = {kpi_seen:,} of {offered:,} "
+                      "30 s after the pipeline finished")
                 break
+            if time.monotonic() > next_note:
+                next_note += 30
+                _note(f"worker: {h['events']:,}/{produced:,} events, "
+                      f"{h['rows_written'].get('interactions', 0):,}/{len(sim.truth):,} interactions stored")
             time.sleep(KPI_POLL_S)
-        else:
-            raise RuntimeError("the worker did not finish within 600 s")
+        # The timers keep writing (live figures): the pipeline's last write is the one
+        # seen when it was first complete.
+        h = done_h
         elapsed = h["last_write_at"] - h["first_event_at"]
         rss = _rss_mb(worker.pid)
         pipe_rate = produced / elapsed
@@ -217,6 +239,10 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str
             "kpi_events_per_s": round(produced / kpi_s) if kpi_s else None,
             "pipeline_s": round(elapsed, 2), "kpi_s": round(kpi_s, 2) if kpi_s else None,
             "bare_consumer_s": round(bare_s, 2), "worker_rss_mb": round(rss, 1),
+            # CPU the worker used for the run: events per CPU second is what one core would
+            # do if it had nothing else to run (the figures above depend on the machine's load).
+            "worker_cpu_s": round(cpu_at_done - (cpu_at_start or 0.0), 1),
+            "events_per_worker_cpu_s": round(produced / max(cpu_at_done - (cpu_at_start or 0.0), 1e-9)),
             "clickhouse": "chdb (embedded)", "broker": "tansu (local)", "partitions": s.partitions,
             "sink_batch_size": s.sink_batch_size, "sink_batch_seconds": s.sink_batch_seconds,
         }
@@ -254,6 +280,7 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("KPI path: interval KPIs readable", f"{_fmt(r['kpi_events_per_s'], ',')} events/s"),
         ("bare consumer (ceiling)", f"{_fmt(r['ceiling_events_per_s'], ',')} events/s"),
         ("ratio pipeline / bare consumer", _fmt(r["ratio"], ".3f")),
+        ("events per worker CPU second", f"{_fmt(r.get('events_per_worker_cpu_s'), ',')} events/s"),
         ("worker RSS", f"{_fmt(r['worker_rss_mb'], ',.0f')} MB"),
     ]
     if r.get("e2e_p50_ms") is not None or "latency_events" in r:
@@ -267,6 +294,7 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
                                                  f"{_fmt(r.get('latency_poll_query_p50_ms'), ',.0f')} ms"),
             ("latency events / seconds", f"{_fmt(r.get('latency_events'), ',')} / "
                                          f"{_fmt(r.get('latency_seconds'), '')} s"),
+            ("latency worker CPU (1.0 = one core)", _fmt(r.get("latency_worker_cpu_share"), ".2f")),
             ("latency worker RSS", f"{_fmt(r.get('latency_worker_rss_mb'), ',.0f')} MB"),
         ]
     else:

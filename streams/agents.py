@@ -13,7 +13,6 @@ Occupancy = (busy + acw) / (busy + acw + ready).
 """
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -62,54 +61,72 @@ def _facts(st: AgentState) -> list[list[Any]]:
     return sorted(st["f"].values(), key=lambda f: (f[0], RANK[f[1]]))
 
 
+def _presence(typ: str, reason: str | None, cur: tuple[bool, str, str]) -> tuple[bool, str, str]:
+    """(logged in, ready | not_ready, reason) after one of the agent's own events."""
+    if typ == "agent_login":
+        return True, "not_ready", "logged_in"
+    if typ == "agent_logout":
+        return False, cur[1], cur[2]
+    if typ == "agent_ready":
+        return True, "ready", ""
+    return True, "not_ready", reason or ""
+
+
 def timeline(st: AgentState, start: int, end: int) -> list[Piece]:
-    """The agent's states between ``start`` and ``end`` (ms), cut wherever anything changes."""
+    """The agent's states between ``start`` and ``end`` (ms), cut wherever anything changes.
+
+    One sweep over the agent's events and the ends of its contacts: linear in what happened
+    in the window (plus the events before it, to know the state at ``start``).
+    """
     if end <= start:
         return []
     facts = _facts(st)
-    times = [f[0] for f in facts]
-    cuts = {start, end}
-    cuts.update(t for t in times if start < t < end)
-    segs = []
+    deltas: list[tuple[int, int, int]] = []  # (time, d connected, d acw) inside the window
+    connected = in_acw = 0
     for segments in st["c"].values():
         for s0, s1, acw in segments:
             s1e = end if s1 is None else s1
             acw_end = None if acw is None else (end if acw == 0 else acw)
-            segs.append((s0, s1e, acw_end))
-            for t in (s0, s1e, acw_end):
-                if t is not None and start < t < end:
-                    cuts.add(t)
-    points = sorted(cuts)
+            for lo, hi, dc, da in ((s0, s1e, 1, 0), (s1e, acw_end, 0, 1)):
+                if hi is None or hi <= start or lo >= end or hi <= lo:
+                    continue
+                if lo <= start:
+                    connected += dc
+                    in_acw += da
+                else:
+                    deltas.append((lo, dc, da))
+                if hi < end:
+                    deltas.append((hi, -dc, -da))
+    deltas.sort()
+    pres: tuple[bool, str, str] = (False, "not_ready", "")
+    i = 0
+    while i < len(facts) and facts[i][0] <= start:
+        pres = _presence(facts[i][1], facts[i][2], pres)
+        i += 1
+    cuts = sorted({start, end} | {f[0] for f in facts[i:] if f[0] < end} | {t for t, _, _ in deltas})
     out: list[Piece] = []
-    for a, b in zip(points, points[1:]):
-        i = bisect.bisect_right(times, a) - 1  # the last own event at or before a
-        logged_in, avail, reason = False, "not_ready", ""
-        # Walk back only as far as needed: presence and availability as last set.
-        for f in facts[: i + 1]:
-            typ = f[1]
-            if typ == "agent_login":
-                logged_in, avail, reason = True, "not_ready", "logged_in"
-            elif typ == "agent_logout":
-                logged_in = False
-            elif typ == "agent_ready":
-                logged_in, avail, reason = True, "ready", ""
-            elif typ == "agent_not_ready":
-                logged_in, avail, reason = True, "not_ready", f[2] or ""
-        connected = sum(1 for s0, s1, _ in segs if s0 <= a < s1)
-        in_acw = sum(1 for _, s1, acw in segs if acw is not None and s1 <= a < acw)
+    j = 0
+    for a, b in zip(cuts, cuts[1:]):
+        while i < len(facts) and facts[i][0] <= a:
+            pres = _presence(facts[i][1], facts[i][2], pres)
+            i += 1
+        while j < len(deltas) and deltas[j][0] <= a:
+            connected += deltas[j][1]
+            in_acw += deltas[j][2]
+            j += 1
         if connected:
             state, why = "busy", ""
         elif in_acw:
             state, why = "acw", ""
-        elif logged_in:
-            state, why = avail, reason
+        elif pres[0]:
+            state, why = pres[1], pres[2]
         else:
             state, why = "logged_out", ""
-        piece = Piece(a, b, state, why, connected + in_acw)
-        if out and (out[-1].state, out[-1].reason, out[-1].held) == (state, why, piece.held) and out[-1].end == a:
-            out[-1] = Piece(out[-1].start, b, state, why, piece.held)
+        held = connected + in_acw
+        if out and (out[-1].state, out[-1].reason, out[-1].held) == (state, why, held):
+            out[-1] = Piece(out[-1].start, b, state, why, held)
         else:
-            out.append(piece)
+            out.append(Piece(a, b, state, why, held))
     return out
 
 
@@ -149,13 +166,12 @@ def per_interval(pieces: Iterable[Piece], grain_ms: int) -> dict[int, IntervalFi
     return out
 
 
-def current(st: AgentState, now: int) -> tuple[str, str, int, int, list[str]]:
-    """(state, reason, since, contacts held, queues) at ``now``."""
-    facts = _facts(st)
-    first = min([f[0] for f in facts] + [s[0] for segs in st["c"].values() for s in segs] + [now])
-    pieces = timeline(st, first, now + 1)
+def current(st: AgentState, now: int, lookback_ms: int = 12 * 3600_000) -> tuple[str, str, int, int, list[str]]:
+    """(state, reason, since, contacts held, queues) at ``now``; ``since`` looks back at
+    most ``lookback_ms`` (a state older than that reads as starting then)."""
+    pieces = timeline(st, now - lookback_ms, now + 1)
     queues: list[str] = []
-    for f in facts:
+    for f in _facts(st):
         if f[1] == "agent_login" and f[0] <= now:
             queues = list(f[3] or [])
     if not pieces:

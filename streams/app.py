@@ -9,11 +9,13 @@ the ReplacingMergeTree keys of sql/ make redelivered rows collapse (exact figure
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import os
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -140,7 +142,10 @@ def create_app(s: Settings) -> faust.App:
                             help="Agents: their recent own events and the contacts they handle.")
 
     writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database))
-    clock = Clock()
+    clock = Clock()  # all events: agents' "now" and /health
+    # One event clock per events partition: a month replayed fast reads partitions unevenly,
+    # and one partition's newest event must not make another's events late or timed out.
+    clocks: dict[int, Clock] = defaultdict(Clock)
     counters = Counters()
     timeout_ms = int(s.interaction_timeout_s * 1000)
     retention_ms = int(s.state_retention_s * 1000)
@@ -199,18 +204,15 @@ def create_app(s: Settings) -> faust.App:
             return False
         owned = owned_partitions()
         by_p: dict[int, list[tuple[str, Any]]] = {p: [] for p in owned}
-        newest = 0
         for key, st in table.data.items():
             if st and st.get("p") in by_p:
-                newest = max(newest, st.get("l", 0))
+                clocks[st["p"]].observe(st.get("l", 0))
                 if st.get("k"):
                     by_p[st["p"]].append((key.decode(), st["k"]))
-        clock.observe(newest)
-        now = clock.now_ms()
         kpis.clear()
         for p, items in by_p.items():
             kp = kpis[p] = PartitionKpis(p, centre.windows.lateness_s * 1000, centre.windows.rolling_minutes)
-            kp.rebuild(items, now)
+            kp.rebuild(items, clocks[p].now_ms())
         kpi_gen["built"] = kpi_gen["want"]
         log.info("KPI aggregates rebuilt for partitions %s from %d interactions", sorted(owned),
                  sum(len(v) for v in by_p.values()))
@@ -323,13 +325,20 @@ def create_app(s: Settings) -> faust.App:
                 events = await gaps.complete(batch)
                 good = validated(events, "events")
                 by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
+                # Each key is judged (lateness, timeouts) by its partition's event clock as it
+                # stood at the key's last event in the batch, as if events came one by one: a
+                # replayed batch can span days of one partition.
+                key_now: dict[bytes, int] = {}
                 for ev, e in good:
                     clock.observe(e.ts_ms)
+                    pclock = clocks[ev.message.partition]
+                    pclock.observe(e.ts_ms)
+                    key_now[ev.message.key] = pclock.watermark_ms
                     by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
-                now = clock.now_ms()
                 with_kpis = ensure_kpis()
                 # No await between reading and writing states: the timer cannot interleave.
                 for key, (partition, facts) in by_key.items():
+                    now = key_now[key]
                     st = table.data.get(key) or sm.new_state()
                     if sm.merge(st, facts):
                         st["p"] = partition
@@ -343,8 +352,15 @@ def create_app(s: Settings) -> faust.App:
                         store_state(key, st)
                         if record:
                             emit(key, record, partition)
-                    elif st.get("a"):
-                        tell_agents(key.decode(), st, sm.fold(st), False)
+                    elif st["f"]:
+                        # Only known facts: a redelivery, after a crash between this batch's
+                        # sends. Send again what those sends carried (the same record version
+                        # and agent segments collapse downstream), or it could be missing.
+                        f = sm.fold(st)
+                        if st["v"] and st["v"] == sm.version_of(st):
+                            emit(key, sm.build_record(key.decode(), st, f), partition)
+                        if st.get("a"):
+                            tell_agents(key.decode(), st, f, False)
                 intervals, queue_settings = kpi_rows()
                 await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
                                    (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
@@ -405,13 +421,13 @@ def create_app(s: Settings) -> faust.App:
     @app.timer(interval=max(1.0, min(30.0, s.interaction_timeout_s / 10)), name="close-timed-out")
     async def close_timed_out() -> None:
         """Close interactions whose final event never came; forget long-closed ones."""
-        now = clock.now_ms()
-        if not now or not ensure_kpis():
+        if not ensure_kpis():
             return  # not while recovering: a closed interaction must also leave the live figures
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
         for key, st in list(table.data.items()):
             if st is None or st.get("p") not in owned:
                 continue
+            now = clocks[st["p"]].now_ms()
             if st["v"] == sm.version_of(st):
                 if now - st["l"] > retention_ms:
                     del table.data[key]
@@ -431,19 +447,21 @@ def create_app(s: Settings) -> faust.App:
     @app.timer(interval=centre.windows.refresh_s, name="live-kpis")
     async def live_kpis() -> None:
         """Rolling windows, contacts waiting now, and intervals changed by timeouts."""
-        now = clock.now_ms()
-        if not now or not ensure_kpis():
+        if not ensure_kpis():
             return
         version = next_version()
         live = []
         for p, kp in kpis.items():
+            now = clocks[p].now_ms()
+            if not now:
+                continue  # nothing seen on this partition yet
             kp.expire(now)
             for group, window, vec, waiting, oldest in kp.live(now):
-                live.append((p, group, window, vec, waiting, oldest))
+                live.append((p, group, window, vec, waiting, oldest, now))
         intervals, queue_settings = kpi_rows()
         await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
-        await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, now, version))
+        await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, version))
 
     @app.timer(interval=centre.windows.refresh_s, name="agent-figures")
     async def agent_figures() -> None:
@@ -456,7 +474,9 @@ def create_app(s: Settings) -> faust.App:
         since_last = agent_written["until"] or now
         version = next_version()
         figures, live = [], []
-        for key, st in list(agent_table.data.items()):
+        for n, (key, st) in enumerate(list(agent_table.data.items())):
+            if n % 50 == 49:
+                await asyncio.sleep(0)  # let the agents and the consumer run between agents
             if not st or st.get("p") not in owned:
                 continue
             agent = key.decode()
@@ -505,7 +525,8 @@ def create_app(s: Settings) -> faust.App:
                 "degraded": writer.degraded,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
-                "offsets_refetched": gaps.filled, "rows_written": writer.rows_written,
+                "offsets_refetched": gaps.filled,
+                "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),

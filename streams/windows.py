@@ -46,6 +46,7 @@ class PartitionKpis:
     rescan: set[tuple[bool, Key]] = field(default_factory=set)
     groups_seen: dict[Group, int] = field(default_factory=dict)  # group -> last event time it had data
     late_updates: int = 0
+    late_examples: list[tuple[str, int, int]] = field(default_factory=list)  # (interaction, ts, now) for /health
 
     @property
     def minute_span_ms(self) -> int:
@@ -66,6 +67,8 @@ class PartitionKpis:
                     self.dirty.add((*group, bucket))
                 elif sign > 0 and (old is None or [ts, vec] not in old[3]):
                     self.late_updates += 1  # the record is right; the frozen interval is not changed
+                    if len(self.late_examples) < 3:
+                        self.late_examples.append((iid, ts, now_ms))
                 minute = floor(ts, MINUTE_MS)
                 if minute >= minute_horizon:
                     self._add(self.minutes, (*group, minute), vec, sign)

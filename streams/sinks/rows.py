@@ -151,11 +151,11 @@ def kpi_interval_batch(parts: Iterable[tuple[int, tuple[str, str, str, int], lis
     return _table(cols, KPI_INTERVAL_COLUMNS)
 
 
-def kpi_live_batch(items: Iterable[tuple[int, tuple[str, str, str], int, list[int], int, int | None]],
-                   now_ms: int, version: int) -> pa.Table:
-    """(partition, group, window minutes, counts, waiting, oldest waiting since) → rows."""
+def kpi_live_batch(items: Iterable[tuple[int, tuple[str, str, str], int, list[int], int, int | None, int]],
+                   version: int) -> pa.Table:
+    """(partition, group, window minutes, counts, waiting, oldest waiting since, now) → rows."""
     cols: dict[str, list[Any]] = {n: [] for n in KPI_LIVE_COLUMNS}
-    for p, (tenant, queue, channel), window, vec, waiting, oldest in items:
+    for p, (tenant, queue, channel), window, vec, waiting, oldest, now_ms in items:
         for n, v in (("tenant", tenant), ("queue", queue), ("channel", channel), ("window_minutes", window),
                      ("source_partition", p), ("snapshot_at", now_ms), ("waiting", waiting),
                      ("oldest_waiting_since", oldest), ("version", version)):

@@ -28,6 +28,14 @@ def call(iid: str, t: int) -> list[dict[str, Any]]:
             ev("ended", t + 140_000, iid, 3), ev("wrapup_ended", t + 150_000, iid, 4, resolved=True)]
 
 
+def same_partition_as(key: str, partitions: int) -> str:
+    """Another interaction id that Kafka's default partitioner puts on the same partition."""
+    from kafka.partitioner.default import murmur2
+
+    want = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return next(k for i in range(1000) if (murmur2((k := f"later{i}").encode()) & 0x7FFFFFFF) % partitions == want)
+
+
 def _start(env: dict[str, str], tmp_path: Path) -> Worker:
     run_cli(env, "setup")
     run_cli(env, "db", "migrate")
@@ -73,7 +81,9 @@ def test_interaction_without_final_event_is_closed_by_timeout_then_corrected(pip
     worker = _start(pipeline_env, tmp_path)
     try:
         stuck = call("stuck", T0)[:2]  # offered, answered; the end never comes (yet)
-        later = call("later", T0 + 10 * 60_000)  # event time moves 10 minutes on
+        # Event time moves 10 minutes on, on the same partition: each partition keeps its own
+        # event clock (a quiet one is moved on by the wall clock alone).
+        later = call(same_partition_as("stuck", 4), T0 + 10 * 60_000)
         send(pipeline_env, map(from_event, stuck + later))
         q = "SELECT outcome, closed_by_timeout, wait_ms, talk_ms FROM ccpulse.interactions FINAL WHERE interaction_id = 'stuck'"
         wait_for(lambda: worker.query(q) == [("answered", 1, 20_000, 0)], 60, "the stuck interaction closed by timeout")
