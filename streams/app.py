@@ -89,6 +89,22 @@ def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
     }
 
 
+def _set_fetch_max_wait(seconds: float) -> None:
+    """faust-streaming 0.15 builds its consumer with fetch_max_wait_ms=1500 and no setting;
+    live figures wait on it, so set ours on the consumer before it starts."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    orig = getattr(AIOKafkaConsumerThread, "_ccpulse_orig_create", None) or AIOKafkaConsumerThread._create_worker_consumer
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = orig(self, transport)
+        consumer._fetch_max_wait_ms = int(seconds * 1000)  # read by aiokafka's Fetcher at start()
+        return consumer
+
+    AIOKafkaConsumerThread._ccpulse_orig_create = orig  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def create_app(s: Settings) -> faust.App:
     """Build the app for these settings (agents close over them; no module globals)."""
     datadir = s.state_dir / "faust" / f"worker-{s.web_port}"
@@ -118,6 +134,7 @@ def create_app(s: Settings) -> faust.App:
         stream_buffer_maxsize=16384,
         producer_linger=0.005,
     )
+    _set_fetch_max_wait(s.fetch_max_wait_s)
     if s.broker_flavour == "tansu":
         from streams.broker_quirks import patch_end_offsets_for_tansu
 
@@ -374,6 +391,7 @@ def create_app(s: Settings) -> faust.App:
                 events = await gaps.complete(batch)
                 own = [ev for ev in events if ev.message.topic == s.topic_agent_events]
                 good = validated(own, "agent_events")
+                changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
                 for ev, e in good:
                     clock.observe(e.ts_ms)
                     key = ev.message.key
@@ -381,7 +399,8 @@ def create_app(s: Settings) -> faust.App:
                     if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
                                       getattr(e, "queues", None)):
                         agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
-                        store_agent(key, st, ev.message.partition)
+                        agent_table.data[key] = st
+                        changed[key] = (st, ev.message.partition)
                 for ev in events:
                     m = ev.message
                     if m.topic != s.topic_agent_activity:
@@ -393,7 +412,10 @@ def create_app(s: Settings) -> faust.App:
                         times = [t for seg in old + a["g"] for t in seg if t]
                         if times:
                             agent_dirty[m.key] = min(agent_dirty.get(m.key, min(times)), min(times))
-                        store_agent(m.key, st, m.partition)
+                        agent_table.data[m.key] = st
+                        changed[m.key] = (st, m.partition)
+                for key, (st, partition) in changed.items():
+                    store_agent(key, st, partition)
                 await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
             except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                 fatal("agent-events", e)

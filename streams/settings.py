@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="Replication factor of ccpulse topics.")
     session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout; lower = faster fail-over and start.")
     commit_interval_s: float = Field(1.0, gt=0, description="How often processed offsets are committed.")
+    fetch_max_wait_s: float = Field(
+        0.1, gt=0, le=10, description="Longest a fetch waits at the broker for data (faust fixes 1.5 s; lower = fresher live figures).")
     # --- State machine -----------------------------------------------------------------
     interaction_timeout_s: float = Field(
         4 * 3600, gt=0, description="Close an interaction this long (event time) after its last event if its final event never came.")
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
         "chdb://.ccpulse/chdb", description="`chdb://relative/path`, `chdb:///absolute/path` (embedded) or `clickhouse://user:pass@host:9000/db` (server).")
     clickhouse_database: str = Field("ccpulse", description="Database for chdb (a clickhouse:// URL names its own).")
     sink_batch_size: int = Field(5000, ge=1, description="Rows per ClickHouse insert at most.")
-    sink_batch_seconds: float = Field(0.5, gt=0, description="Longest a row waits before its batch is written.")
+    sink_batch_seconds: float = Field(0.2, gt=0, description="Longest a row waits before its batch is written.")
     # --- Worker web endpoint -----------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's read-only HTTP endpoint.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP endpoint (`ccpulse sql` uses it).")

@@ -47,6 +47,7 @@ class PartitionKpis:
     groups_seen: dict[Group, int] = field(default_factory=dict)  # group -> last event time it had data
     late_updates: int = 0
     late_examples: list[tuple[str, int, int]] = field(default_factory=list)  # (interaction, ts, now) for /health
+    _readded: dict[tuple[bool, Key], int] = field(default_factory=dict, repr=False)
 
     @property
     def minute_span_ms(self) -> int:
@@ -56,6 +57,15 @@ class PartitionKpis:
         """Replace what an interaction added (``old``) by what it adds now (``new``)."""
         interval_horizon = floor(now_ms - self.lateness_ms, INTERVAL_MS)
         minute_horizon = floor(now_ms, MINUTE_MS) - self.minute_span_ms
+        # Waits the new entry puts back: retracting an equal or smaller longest wait from a
+        # bucket it re-enters needs no rescan (the common case: a CSAT re-sends the exit part).
+        self._readded = {}
+        if new is not None:
+            for ts, vec in new[3]:
+                if vec[kpi.MAX_I]:
+                    for is_minute, grain in ((False, INTERVAL_MS), (True, MINUTE_MS)):
+                        k = (is_minute, (new[0], new[1], new[2], floor(ts, grain)))
+                        self._readded[k] = max(self._readded.get(k, 0), vec[kpi.MAX_I])
         for sign, e in ((-1, old), (1, new)):
             if e is None:
                 continue
@@ -84,8 +94,9 @@ class PartitionKpis:
         if cur is None:
             cur = store[key] = kpi.zero()
         if sign < 0 and vec[kpi.MAX_I] and vec[kpi.MAX_I] >= cur[kpi.MAX_I]:
-            # The longest wait may have gone: recount it from the states.
-            self.rescan.add((store is self.minutes, key))
+            k = (store is self.minutes, key)
+            if self._readded.get(k, 0) < vec[kpi.MAX_I]:
+                self.rescan.add(k)  # the longest wait may have gone: recount it from the states
         kpi.add(cur, vec, sign)
 
     def rescan_max(self, entries: Iterable[Entry]) -> None:
