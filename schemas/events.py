@@ -5,7 +5,7 @@ models (``schemas/json/``); the stream validates every message against the same 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
 from pydantic import (
@@ -48,10 +48,10 @@ class _Event(BaseModel):
 
     @property
     def ts_ms(self) -> int:
-        return (self.ts - _EPOCH) // timedelta(milliseconds=1)
+        # ts is whole milliseconds (see _utc_ms) and < 2**53 ms, so the float is exact.
+        return round(self.ts.timestamp() * 1000)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class _InteractionEvent(_Event):

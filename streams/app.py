@@ -28,7 +28,7 @@ from schemas.events import Event
 from streams import agents as ag
 from streams import kpi
 from streams import state as sm
-from streams.centre import CentreConfig, ConfigError, load_centre
+from streams.centre import ConfigError, load_centre
 from streams.clickhouse import connect
 from streams.gaps import GapFiller
 from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
@@ -271,11 +271,16 @@ def create_app(s: Settings) -> faust.App:
         live_version["last"] = v
         return v
 
+    from kafka.partitioner.default import murmur2
+
+    agent_partitions: dict[str, int] = {}
+
     def agent_partition(agent: str) -> int:
         """The partition Kafka's default partitioner gives an agent id (murmur2, as producers do)."""
-        from kafka.partitioner.default import murmur2
-
-        return (murmur2(agent.encode()) & 0x7FFFFFFF) % s.partitions
+        p = agent_partitions.get(agent)
+        if p is None:
+            p = agent_partitions[agent] = (murmur2(agent.encode()) & 0x7FFFFFFF) % s.partitions
+        return p
 
     def tell_agents(iid: str, st: sm.State, f: Any, changed: bool) -> None:
         """Send each agent its handling of this contact when it changed (or on a replay,
