@@ -23,8 +23,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from streams.alerts import AlertRule
 from streams.settings import ConfigError  # one error type for every configuration problem
 
 SlVariant = Literal["abandons_count_against", "ignore_abandons", "abandons_within_t_ok",
@@ -132,11 +133,31 @@ class WindowConfig(_Strict):
         return tuple(sorted(set(v)))
 
 
+class AlertsConfig(_Strict):
+    rules: tuple[AlertRule, ...] = ()
+
+
 class CentreConfig(_Strict):
     defaults: QueueConfig = QueueConfig()
+    alerts: AlertsConfig = AlertsConfig()
     _resolved: dict[tuple[str, str], QueueConfig] = PrivateAttr(default_factory=dict)
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     windows: WindowConfig = WindowConfig()
+
+    @model_validator(mode="after")
+    def _rules_name_known_things(self) -> "CentreConfig":
+        names = [r.name for r in self.alerts.rules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"alert rule names must be unique: {sorted(n for n in names if names.count(n) > 1)}")
+        queues = {q for t in self.tenants.values() for q in t.queues}
+        for r in self.alerts.rules:
+            for t in r.tenants:
+                if t not in self.tenants:
+                    raise ValueError(f"rule {r.name!r} names tenant {t!r}, which is not under tenants")
+            for q in r.queues:
+                if q not in queues:
+                    raise ValueError(f"rule {r.name!r} names queue {q!r}, which no tenant lists under queues")
+        return self
 
     def tenant(self, name: str) -> TenantConfig:
         return self.tenants.get(name) or _DEFAULT_TENANT

@@ -16,9 +16,10 @@ Where a contact is counted (the interval is the one its timestamp falls in):
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from streams.centre import QueueConfig
+if TYPE_CHECKING:
+    from streams.centre import QueueConfig
 
 #: Additive counts of one interval, in this order everywhere (stream, rows, SQL).
 COUNT_FIELDS: tuple[str, ...] = (

@@ -1,0 +1,175 @@
+"""SLA alert rules and their lifecycle, pure: figures in, alert transitions out.
+
+A rule watches one metric of the live figures of each (tenant, queue, channel) it matches.
+An episode goes ok → pending (the condition holds, waiting ``for_s``) → firing (notify; again
+every ``renotify_s``) → recovering (the value is back past the threshold by the hysteresis
+margin, waiting ``recover_for_s``) → resolved (notify) → ok. No alert from a handful of
+contacts: rate metrics need ``min_sample`` contacts that left the queue in the window.
+
+The alert id is derived from the rule, the group and the episode's start, so recomputing
+the same episode after a restart gives the same id: deliveries downstream de-duplicate on
+it. The state per (rule, group) is a small JSON-able dict the worker keeps in a
+changelog-backed table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from streams import kpi
+if TYPE_CHECKING:
+    from streams.centre import QueueConfig
+
+Metric = Literal["service_level", "abandon_rate", "asa_s", "oldest_wait_s", "waiting"]
+#: Metrics that are rates of contacts that left the queue: they need a minimum sample.
+RATE_METRICS = ("service_level", "abandon_rate", "asa_s")
+#: The bad direction of each metric.
+BAD_WHEN: dict[str, str] = {"service_level": "below", "abandon_rate": "above", "asa_s": "above",
+                            "oldest_wait_s": "above", "waiting": "above"}
+
+
+class AlertRule(BaseModel):
+    """One rule of the centre file's ``alerts.rules`` list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    metric: Metric
+    threshold: float | Literal["goal"] = Field(
+        description="The limit; 'goal' (service_level only) takes each queue's sl_goal.")
+    window_minutes: int = Field(15, ge=1, description="Which rolling window of the live figures.")
+    min_sample: int = Field(10, ge=0, description="Contacts that left the queue in the window, for rate metrics.")
+    for_s: float = Field(60, ge=0, description="The condition must hold this long before firing.")
+    hysteresis: float = Field(0.0, ge=0, description="Recovered only this far past the threshold.")
+    recover_for_s: float | None = Field(None, ge=0, description="Recovered this long before resolving (default for_s).")
+    renotify_s: float = Field(900, gt=0, description="Notify again this often while firing.")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    tenants: tuple[str, ...] = Field((), description="Only these tenants (empty: all).")
+    queues: tuple[str, ...] = Field((), description="Only these queues (empty: all).")
+    channels: tuple[str, ...] = Field((), description="Only these channels (empty: all).")
+    business_hours_only: bool = Field(False, description="No new alerts outside the tenant's business hours.")
+
+    @model_validator(mode="after")
+    def _goal_only_for_sl(self) -> "AlertRule":
+        if self.threshold == "goal" and self.metric != "service_level":
+            raise ValueError("threshold 'goal' is for service_level rules only")
+        return self
+
+    def matches(self, tenant: str, queue: str, channel: str) -> bool:
+        return ((not self.tenants or tenant in self.tenants) and (not self.queues or queue in self.queues)
+                and (not self.channels or channel in self.channels))
+
+    def limit(self, q: QueueConfig) -> float:
+        return q.sl_goal if self.threshold == "goal" else float(self.threshold)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a rule can read of one group's live window."""
+
+    counts: Mapping[str, int]
+    waiting: int
+    oldest_wait_s: float
+
+    @classmethod
+    def of(cls, vec: list[int], waiting: int, oldest_wait_s: float) -> "Figures":
+        return cls(kpi.as_dict(vec), waiting, oldest_wait_s)
+
+
+def value_of(metric: str, f: Figures, q: QueueConfig) -> tuple[float | None, int | None]:
+    """(value, sample size) of a metric; sample None where no minimum applies."""
+    left = f.counts["answered"] + f.counts["abandoned"]
+    if metric == "service_level":
+        return kpi.service_level(f.counts, q.sl_variant), left
+    if metric == "abandon_rate":
+        return kpi.abandon_rate(f.counts), left
+    if metric == "asa_s":
+        return kpi.asa_s(f.counts), f.counts["answered"]
+    if metric == "oldest_wait_s":
+        return f.oldest_wait_s, None
+    return float(f.waiting), None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Something to tell people: a new, repeated or resolved alert."""
+
+    status: Literal["firing", "resolved"]
+    alert_id: str
+    rule: str
+    severity: str
+    metric: str
+    value: float | None
+    threshold: float
+    started_at_ms: int
+    at_ms: int
+    renotify: bool = False
+
+
+def new_alert_state() -> dict[str, Any]:
+    return {"s": "ok", "since": 0, "id": None, "start": 0, "notified": 0, "value": None}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def alert_id(rule: str, tenant: str, queue: str, channel: str, start_ms: int) -> str:
+    return f"{rule}/{tenant}/{queue}/{channel}/{_iso(start_ms)}"
+
+
+def step(rule: AlertRule, st: dict[str, Any], group: tuple[str, str, str], f: Figures, q: QueueConfig,
+         now_ms: int, open_now: bool = True) -> Transition | None:
+    """Advance one (rule, group) state to ``now_ms`` (in place); the transition to notify, if any."""
+    value, sample = value_of(rule.metric, f, q)
+    limit = rule.limit(q)
+    bad_below = BAD_WHEN[rule.metric] == "below"
+    known = value is not None and (sample is None or sample >= rule.min_sample)
+    breach = known and (value < limit if bad_below else value > limit)  # type: ignore[operator]
+    recovered = known and (value >= limit + rule.hysteresis if bad_below  # type: ignore[operator]
+                           else value <= limit - rule.hysteresis)  # type: ignore[operator]
+    st["value"] = value
+    recover_for = rule.for_s if rule.recover_for_s is None else rule.recover_for_s
+
+    def fire(renotify: bool) -> Transition:
+        st["notified"] = now_ms
+        return Transition("firing", st["id"], rule.name, rule.severity, rule.metric, value, limit,
+                          st["start"], now_ms, renotify)
+
+    s = st["s"]
+    if s == "ok":
+        if breach and (open_now or not rule.business_hours_only):
+            st["s"], st["since"], st["start"] = "pending", now_ms, now_ms
+            s = "pending"
+        else:
+            return None
+    if s == "pending":
+        if not breach:
+            st["s"] = "ok"
+            return None
+        if now_ms - st["since"] >= rule.for_s * 1000:
+            st["s"] = "firing"
+            st["id"] = alert_id(rule.name, *group, st["start"])
+            return fire(False)
+        return None
+    if s == "firing":
+        if recovered:
+            st["s"], st["since"] = "recovering", now_ms
+            s = "recovering"
+        elif now_ms - st["notified"] >= rule.renotify_s * 1000:
+            return fire(True)
+        else:
+            return None
+    if s == "recovering":
+        if breach or not recovered and known:
+            st["s"] = "firing"  # back in breach: the same episode, no new notification
+            return None
+        if recovered and now_ms - st["since"] >= recover_for * 1000:
+            done = Transition("resolved", st["id"], rule.name, rule.severity, rule.metric, value, limit,
+                              st["start"], now_ms)
+            st.update(new_alert_state())
+            return done
+    return None

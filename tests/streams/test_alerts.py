@@ -1,0 +1,107 @@
+"""The alert lifecycle: exact transitions for breaches, flapping, small samples, restarts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams import kpi
+from streams.alerts import AlertRule, Figures, alert_id, new_alert_state, step
+from streams.centre import QueueConfig, load_centre
+from streams.settings import ConfigError
+
+Q = QueueConfig(sl_goal=0.8, sl_threshold_s=20, short_abandon_s=5)
+G = ("acme", "sales", "voice")
+SL = AlertRule(name="sl", metric="service_level", threshold="goal", for_s=60, hysteresis=0.05,
+               recover_for_s=30, renotify_s=300, min_sample=10, severity="critical")
+T0 = 1_767_258_000_000
+
+
+def sl(answered_in_sl: int, answered: int, abandoned: int = 0) -> Figures:
+    v = kpi.zero()
+    v[kpi.IDX["answered"]], v[kpi.IDX["answered_in_sl"]], v[kpi.IDX["abandoned"]] = answered, answered_in_sl, abandoned
+    return Figures.of(v, waiting=0, oldest_wait_s=0)
+
+
+def run(rule: AlertRule, series: list[tuple[int, Figures]], st: dict | None = None) -> list[tuple]:
+    st = st if st is not None else new_alert_state()
+    out = []
+    for t, f in series:
+        tr = step(rule, st, G, f, Q, T0 + t * 1000)
+        if tr:
+            out.append((t, tr.status, tr.renotify, round(tr.value, 3) if tr.value is not None else None,
+                        tr.alert_id))
+    return out
+
+
+def test_breach_fires_after_for_renotifies_and_resolves_with_hysteresis() -> None:
+    series = [(0, sl(9, 10)), (10, sl(6, 10)), (40, sl(6, 10)), (70, sl(6, 10)),  # pending from 10, fires at 70
+              (200, sl(7, 10)), (380, sl(7, 10)),                                  # re-notify 300 s after 70
+              (400, sl(82, 100)),   # 0.82 is past the goal but inside the 0.05 band: still firing
+              (410, sl(9, 10)),     # 0.9: recovering...
+              (430, sl(9, 10)),     # ...not yet 30 s
+              (440, sl(9, 10))]     # resolved
+    aid = alert_id("sl", *G, T0 + 10_000)
+    assert run(SL, series) == [(70, "firing", False, 0.6, aid), (380, "firing", True, 0.7, aid),
+                               (440, "resolved", False, 0.9, aid)]
+    assert aid == "sl/acme/sales/voice/20260101T090010Z"
+
+
+def test_a_short_dip_or_a_small_sample_never_fires() -> None:
+    assert run(SL, [(0, sl(5, 10)), (30, sl(9, 10)), (100, sl(9, 10))]) == []   # back before for_s
+    assert run(SL, [(0, sl(0, 2, 2)), (100, sl(0, 3, 3)), (200, sl(0, 4, 4))]) == []  # under min_sample
+
+
+def test_flapping_during_recovery_stays_one_episode() -> None:
+    out = run(SL, [(0, sl(5, 10)), (60, sl(5, 10)), (70, sl(9, 10)), (80, sl(5, 10)), (90, sl(9, 10)),
+                   (130, sl(9, 10))])
+    assert [(t, s) for t, s, *_ in out] == [(60, "firing"), (130, "resolved")]
+    assert out[0][-1] == out[1][-1]
+
+
+def test_state_round_trips_through_json_and_a_recomputed_episode_has_the_same_id() -> None:
+    import json
+
+    st = new_alert_state()
+    first = run(SL, [(0, sl(5, 10)), (60, sl(5, 10))], st)
+    st = json.loads(json.dumps(st))  # what the changelog keeps
+    assert run(SL, [(100, sl(5, 10)), (120, sl(9, 10)), (150, sl(9, 10))], st)[-1][1:] == \
+        ("resolved", False, 0.9, first[0][-1])
+    # A worker that lost its state and recomputes from the same figures finds the same id.
+    again = run(SL, [(0, sl(5, 10)), (60, sl(5, 10))])
+    assert again == first
+
+
+def test_oldest_wait_and_waiting_rules() -> None:
+    rule = AlertRule(name="old", metric="oldest_wait_s", threshold=120, for_s=0, renotify_s=600)
+    st = new_alert_state()
+    z = kpi.zero()
+    assert step(rule, st, G, Figures.of(z, 3, 100), Q, T0) is None
+    tr = step(rule, st, G, Figures.of(z, 3, 121), Q, T0 + 1000)
+    assert tr is not None and tr.status == "firing" and tr.value == 121 and tr.threshold == 120
+    tr = step(rule, st, G, Figures.of(z, 0, 0), Q, T0 + 2000)
+    assert tr is not None and tr.status == "resolved"
+
+
+def test_business_hours_mute_new_alerts_only() -> None:
+    rule = AlertRule(name="w", metric="waiting", threshold=5, for_s=0, business_hours_only=True)
+    z = kpi.zero()
+    st = new_alert_state()
+    assert step(rule, st, G, Figures.of(z, 9, 0), Q, T0, open_now=False) is None
+    assert step(rule, st, G, Figures.of(z, 9, 0), Q, T0 + 1, open_now=True).status == "firing"
+    assert step(rule, st, G, Figures.of(z, 0, 0), Q, T0 + 2, open_now=False).status == "resolved"
+
+
+def test_rules_in_the_centre_file_are_checked(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("tenants: {acme: {queues: {sales: {}}}}\n"
+                 "alerts: {rules: [{name: sl, metric: service_level, threshold: goal, queues: [sales]}]}\n")
+    assert load_centre(f).alerts.rules[0].matches("acme", "sales", "voice")
+    for text, want in [
+        ("alerts: {rules: [{name: x, metric: waiting, threshold: 3, queues: [nope]}]}", "queue 'nope'"),
+        ("alerts: {rules: [{name: x, metric: waiting, threshold: goal}]}", "service_level rules only"),
+        ("alerts: {rules: [{name: x, metric: sl, threshold: 1}]}", "alerts.rules.0.metric"),
+    ]:
+        f.write_text(text)
+        with pytest.raises(ConfigError, match=want):
+            load_centre(f)
