@@ -16,6 +16,8 @@ import logging
 import os
 import time
 from collections import defaultdict
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -26,6 +28,7 @@ from faust.web import Request, Response, View
 
 from schemas.events import Event
 from streams import agents as ag
+from streams import alerts as al
 from streams import kpi
 from streams import state as sm
 from streams.centre import ConfigError, load_centre
@@ -36,7 +39,7 @@ from streams.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
 from streams.sinks.writer import BatchWriter
-from streams.topics import AGENT_TABLE, INTERACTION_TABLE
+from streams.topics import AGENT_TABLE, ALERT_TABLE, INTERACTION_TABLE
 from streams.validate import Rejected, TopicKind, validate
 
 log = logging.getLogger("ccpulse.worker")
@@ -74,6 +77,7 @@ class Counters:
     timed_out: int = 0
     expired: int = 0
     late_updates: int = 0
+    alerts: int = 0
     first_event_at: float | None = None
 
 
@@ -87,6 +91,28 @@ def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
         "key": m.key.decode("utf-8", "replace") if isinstance(m.key, bytes) else None,
         "payload_b64": base64.b64encode(value).decode(),
     }
+
+
+def _notifiers(s: Settings) -> list[Any]:
+    """Where alerts go besides the alerts topic and table: the log, a webhook, Slack."""
+    from streams.notify import LogNotifier, Notifier
+
+    def dead(n: Any, reason: str) -> None:
+        log.error("alert %s (%s) not delivered: %s", n.alert_id, n.status, reason)
+
+    out: list[Any] = [LogNotifier(on_dead=dead)]
+    if s.alert_webhook_url:
+        secret = s.alert_webhook_secret.get_secret_value() if s.alert_webhook_secret else None
+        out.append(Notifier(s.alert_webhook_url, "webhook", secret, on_dead=dead))
+    if s.alert_slack_url:
+        out.append(Notifier(s.alert_slack_url, "slack", on_dead=dead))
+    return out
+
+
+def _notification(n: dict[str, Any]) -> Any:
+    from streams.notify import Notification
+
+    return Notification(**{k: v for k, v in n.items() if k != "renotify"})
 
 
 def _set_fetch_max_wait(seconds: float) -> None:
@@ -147,6 +173,7 @@ def create_app(s: Settings) -> faust.App:
     # interaction fold says it handles arrive on the same partition, in one agent.
     agent_events_topic = app.topic(s.topic_agent_events, s.topic_agent_activity, **raw)
     interactions_topic = app.topic(s.topic_interactions, **raw)
+    live_parts_topic = app.topic(s.topic_live_parts, **raw)
     dead_letters_topic = app.topic(s.topic_dead_letters, **raw)
     # key_type too, not only the schema: faust derives the changelog topic's key codec from
     # key_type (json when unset), and a restarted worker must read raw interaction ids back.
@@ -157,6 +184,10 @@ def create_app(s: Settings) -> faust.App:
     agent_table = app.Table(AGENT_TABLE, partitions=s.partitions, key_type=bytes,
                             schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
                             help="Agents: their recent own events and the contacts they handle.")
+
+    alert_table = app.Table(ALERT_TABLE, partitions=s.partitions, key_type=bytes,
+                            schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+                            help="Per queue: the latest live figures of every partition and each rule's state.")
 
     writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database))
     clock = Clock()  # all events: agents' "now" and /health
@@ -190,6 +221,9 @@ def create_app(s: Settings) -> faust.App:
 
     changelog = table.changelog_topic.get_topic_name()
     agent_changelog = agent_table.changelog_topic.get_topic_name()
+    alert_changelog = alert_table.changelog_topic.get_topic_name()
+    rule_windows = sorted({r.window_minutes for r in centre.alerts.rules})
+    notifiers = _notifiers(s)
     agent_dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
     agent_written: dict[str, int] = {"until": 0}
     sends = PartitionBatches(app)
@@ -274,6 +308,44 @@ def create_app(s: Settings) -> faust.App:
     from kafka.partitioner.default import murmur2
 
     agent_partitions: dict[str, int] = {}
+
+    def group_partition(key: bytes) -> int:
+        return (murmur2(key) & 0x7FFFFFFF) % s.partitions
+
+    def evaluate_alerts(key: bytes, st: dict[str, Any]) -> list[dict[str, Any]]:
+        """Sum the partitions' live figures of one queue and step every matching rule."""
+        tenant, queue, channel = orjson.loads(key)
+        parts = st["parts"].values()
+        if not parts:
+            return []
+        now = max(pt[4] for pt in parts)
+        q = centre.queue(tenant, queue)
+        tc = centre.tenant(tenant)
+        local = datetime.fromtimestamp(now / 1000, tz=ZoneInfo(tc.timezone))
+        open_now = tc.is_open(local.weekday(), local.hour * 60 + local.minute)
+        out = []
+        for rule in centre.alerts.rules:
+            if not rule.matches(tenant, queue, channel):
+                continue
+            vec, waiting, oldest = kpi.zero(), 0, None
+            for w, v, n, o, _t in parts:
+                if w == rule.window_minutes:
+                    kpi.add(vec, v)
+                    waiting += n
+                    oldest = o if oldest is None or (o is not None and o < oldest) else oldest
+            figs = al.Figures.of(vec, waiting, (now - oldest) / 1000 if oldest else 0.0)
+            rst = st["rules"].setdefault(rule.name, al.new_alert_state())
+            tr = al.step(rule, rst, (tenant, queue, channel), figs, q, now, open_now)
+            if tr:
+                value = "n/a" if tr.value is None else f"{tr.value:.3g}"
+                out.append({
+                    "alert_id": tr.alert_id, "rule": tr.rule, "severity": tr.severity, "status": tr.status,
+                    "tenant": tenant, "queue": queue, "channel": channel, "metric": tr.metric, "value": tr.value,
+                    "threshold": tr.threshold, "started_at_ms": tr.started_at_ms, "at_ms": tr.at_ms,
+                    "renotify": tr.renotify,
+                    "summary": f"{tr.metric} {value} vs {tr.threshold:g} on {tenant}/{queue}/{channel} ({tr.status})",
+                })
+        return out
 
     def agent_partition(agent: str) -> int:
         """The partition Kafka's default partitioner gives an agent id (murmur2, as producers do)."""
@@ -445,6 +517,43 @@ def create_app(s: Settings) -> faust.App:
             except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                 fatal("store-dead-letters", e)
 
+    @app.agent(live_parts_topic, name="alerts")
+    async def evaluate(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
+            try:
+                events = await gaps.complete(batch)
+                touched: dict[bytes, int] = {}
+                for ev in events:
+                    m = ev.message
+                    part = orjson.loads(m.value)
+                    st = alert_table.data.get(m.key) or {"parts": {}, "rules": {}}
+                    cur = st["parts"].get(f"{part['p']}:{part['w']}")
+                    if cur is None or cur[4] <= part["t"]:
+                        st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], part["v"], part["n"], part["o"], part["t"]]
+                    alert_table.data[m.key] = st
+                    touched[m.key] = m.partition
+                fired: list[dict[str, Any]] = []
+                for key, partition in touched.items():
+                    st = alert_table.data[key]
+                    notes = evaluate_alerts(key, st)
+                    for n in notes:
+                        sends.add(s.topic_alerts, group_partition(n["alert_id"].encode()), n["alert_id"].encode(),
+                                  orjson.dumps(n))
+                    fired += notes
+                    sends.add(alert_changelog, partition, key, orjson.dumps(st))
+                await finish_batch((rows.ALERTS_TABLE, rows.alert_batch(fired)))
+                for n in fired:  # after the batch is stored; delivery retries on its own
+                    counters.alerts += 1
+                    for notifier in notifiers:
+                        notifier.enqueue(_notification(n))
+            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                fatal("alerts", e)
+
+    @app.task
+    async def _start_notifiers() -> None:
+        for n in notifiers:
+            await n.start()
+
     @app.timer(interval=max(1.0, min(30.0, s.interaction_timeout_s / 10)), name="close-timed-out")
     async def close_timed_out() -> None:
         """Close interactions whose final event never came; forget long-closed ones."""
@@ -486,6 +595,12 @@ def create_app(s: Settings) -> faust.App:
             for group, window, vec, waiting, oldest in kp.live(now):
                 live.append((p, group, window, vec, waiting, oldest, now))
         intervals, queue_settings = kpi_rows()
+        for p, group, window, vec, waiting, oldest, now in live:
+            if window in rule_windows:  # the alert agent sums the partitions of each queue
+                key = orjson.dumps(list(group))
+                sends.add(s.topic_live_parts, group_partition(key), key,
+                          orjson.dumps({"p": p, "w": window, "v": vec, "n": waiting, "o": oldest, "t": now}))
+        await sends.send()
         await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
         await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, version))
@@ -552,7 +667,9 @@ def create_app(s: Settings) -> faust.App:
                 "degraded": writer.degraded,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
-                "offsets_refetched": gaps.filled,
+                "offsets_refetched": gaps.filled, "alerts": c.alerts,
+                "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),
+                               "dead": n.dead, "last_error": n.last_error} for n in notifiers],
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data),
@@ -561,6 +678,8 @@ def create_app(s: Settings) -> faust.App:
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close_writer(app_: faust.App, **kwargs: Any) -> None:
+        for n in notifiers:
+            await n.stop()
         await gaps.close()
         writer.close()
 

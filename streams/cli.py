@@ -187,6 +187,67 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from streams.centre import load_centre
+
+    s = _settings(args)
+    centre = load_centre(s.centre_config)
+    if args.action == "list":
+        from streams.query import run_query
+
+        print(f"{len(centre.alerts.rules)} rules: " + (", ".join(
+            f"{r.name} ({r.metric} {'<' if r.metric == 'service_level' else '>'} {r.threshold}, "
+            f"{r.window_minutes} min, {r.severity})" for r in centre.alerts.rules) or "none configured"))
+        try:
+            res = run_query(s, f"SELECT status, severity, rule, tenant, queue, channel, round(value, 3) AS value, "
+                               f"threshold, started_at, last_at, alert_id FROM {s.clickhouse_database}.alerts_current "
+                               "ORDER BY status = 'firing' DESC, last_at DESC LIMIT 50")
+        except ConnectionError as e:
+            raise CliError(str(e)) from None
+        print_result(res.columns, res.rows, args.format)
+        return 0
+    return _alerts_test(s, centre, args.rule)
+
+
+def _alerts_test(s: Settings, centre: Any, rule_name: str | None) -> int:
+    """Send a test notification of one rule through every configured channel."""
+    import asyncio
+    import time
+
+    from streams.app import _notifiers
+    from streams.notify import Notification
+
+    rules = {r.name: r for r in centre.alerts.rules}
+    if rule_name not in rules:
+        raise CliError(f"no alert rule {rule_name!r} in the centre file; rules: {', '.join(rules) or 'none'}")
+    r = rules[rule_name]
+    now = int(time.time() * 1000)
+    n = Notification(alert_id=f"{r.name}/test/{now}", rule=r.name, severity=r.severity, status="test",
+                     tenant=(r.tenants or ("*",))[0], queue=(r.queues or ("*",))[0],
+                     channel=(r.channels or ("*",))[0], metric=r.metric, value=None,
+                     threshold=float(r.threshold) if r.threshold != "goal" else centre.defaults.sl_goal,
+                     started_at_ms=now, at_ms=now, summary=f"test notification for rule {r.name}")
+
+    async def go() -> list[Any]:
+        out = _notifiers(s)
+        for x in out:
+            await x.start()
+            x.enqueue(n)
+        for x in out:
+            await x.stop(drain_timeout_s=30)
+        return out
+
+    failed = 0
+    for x in asyncio.run(go()):
+        name = getattr(x, "name", type(x).__name__)
+        print(f"{name:10} sent {x.sent}  dead {x.dead}" + (f"  last error: {x.last_error}" if x.last_error else ""))
+        failed += x.dead
+    if failed:
+        raise CliError("a test notification was not delivered; check the URL, the secret and that the receiver "
+                       "answers 2xx (see above)")
+    return 0
+
+
 def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: Any = None) -> None:
     out = out or sys.stdout
     if fmt == "json":
@@ -256,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim_args(sim)
     sim.add_argument("--rate", type=float, help="messages per second (default: as fast as possible)")
     sim.add_argument("--truth", help="write the intended interaction records (JSONL) here")
+    al = add("alerts", cmd_alerts, "SLA alerts: current states, or a test notification")
+    al.add_argument("action", choices=["list", "test"])
+    al.add_argument("rule", nargs="?", help="with test: the rule to send a test notification for")
+    al.add_argument("--format", choices=["table", "csv", "json"], default="table")
     rp = add("replay", cmd_replay, "produce events from a file")
     rp.add_argument("file")
     rp.add_argument("--format", choices=["anonymous-bank", "jsonl"], default="jsonl")

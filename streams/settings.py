@@ -8,7 +8,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CCPULSE_"
@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     topic_dead_letters: str = Field("ccpulse.dead-letters", description="Rejected messages with the reason.")
     topic_agent_activity: str = Field(
         "ccpulse.agent-activity", description="Internal: the contacts each agent handles, keyed by agent_id.")
+    topic_live_parts: str = Field(
+        "ccpulse.live-parts", description="Internal: each partition's live figures, keyed by tenant|queue|channel.")
+    topic_alerts: str = Field("ccpulse.alerts", description="Alert notifications (firing, resolved), keyed by alert id.")
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every ccpulse topic (set once, at `ccpulse setup`).")
     replication_factor: int = Field(1, ge=1, description="Replication factor of ccpulse topics.")
     session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout; lower = faster fail-over and start.")
@@ -48,6 +51,9 @@ class Settings(BaseSettings):
     store: str = Field("memory://", description="Faust table store: `memory://` (rebuilt from the changelog) or `rocksdb://`.")
     centre_config: Path | None = Field(
         None, description="YAML file of tenants, queues (SL goals, variants) and KPI windows; see streams/centre.py.")
+    alert_webhook_url: str | None = Field(None, description="POST every alert here as signed JSON (streams/notify.py).")
+    alert_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the webhook's X-Ccpulse-Signature.")
+    alert_slack_url: str | None = Field(None, description="Slack incoming-webhook URL for alerts.")
     # --- ClickHouse --------------------------------------------------------------------
     clickhouse_url: str = Field(
         "chdb://.ccpulse/chdb", description="`chdb://relative/path`, `chdb:///absolute/path` (embedded) or `clickhouse://user:pass@host:9000/db` (server).")
@@ -84,6 +90,8 @@ class Settings(BaseSettings):
     def dump(self) -> dict[str, Any]:
         """Settings as shown to a person: passwords in URLs masked."""
         out = self.model_dump(mode="json")
+        if self.alert_slack_url:
+            out["alert_slack_url"] = self.alert_slack_url.split("/services/")[0] + "/services/***"
         u = urlparse(self.clickhouse_url)
         if u.password:
             out["clickhouse_url"] = self.clickhouse_url.replace(f":{u.password}@", ":***@")

@@ -12,6 +12,7 @@ from streams.settings import Settings
 #: Faust names a table's changelog ``{app_id}-{table}-changelog``.
 INTERACTION_TABLE = "interactions"
 AGENT_TABLE = "agents"
+ALERT_TABLE = "alert-states"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(s.topic_agent_activity, p, "contacts each agent handles, keyed by agent_id (internal)"),
         TopicSpec(f"{s.app_id}-{INTERACTION_TABLE}-changelog", p, "state of open interactions (faust changelog)"),
         TopicSpec(f"{s.app_id}-{AGENT_TABLE}-changelog", p, "agents' recent events and contacts (faust changelog)"),
+        TopicSpec(s.topic_live_parts, p, "each partition's live figures, keyed by tenant|queue|channel (internal)"),
+        TopicSpec(s.topic_alerts, p, "alert notifications, keyed by alert id"),
+        TopicSpec(f"{s.app_id}-{ALERT_TABLE}-changelog", p, "alert rule states per queue (faust changelog)"),
     ]
 
 

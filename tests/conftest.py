@@ -47,6 +47,8 @@ def pipeline_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
         "CCPULSE_TOPIC_INTERACTIONS": f"{tag}.interactions",
         "CCPULSE_TOPIC_DEAD_LETTERS": f"{tag}.dead-letters",
         "CCPULSE_TOPIC_AGENT_ACTIVITY": f"{tag}.agent-activity",
+        "CCPULSE_TOPIC_LIVE_PARTS": f"{tag}.live-parts",
+        "CCPULSE_TOPIC_ALERTS": f"{tag}.alerts",
         "CCPULSE_PARTITIONS": "4",
         "CCPULSE_SESSION_TIMEOUT_S": "4",
         "CCPULSE_COMMIT_INTERVAL_S": "0.5",

@@ -211,3 +211,27 @@ def agent_live_batch(items: Iterable[tuple[str, str, tuple[str, str, int, int, l
                      ("version", version)):
             cols[n].append(v)
     return _table(cols, AGENT_LIVE_COLUMNS)
+
+
+ALERTS_TABLE = "alerts"
+ALERT_COLUMNS: dict[str, pa.DataType] = {
+    "alert_id": pa.string(), "status": pa.string(), "renotify": pa.uint8(), "rule": pa.string(),
+    "severity": pa.string(), "tenant": pa.string(), "queue": pa.string(), "channel": pa.string(),
+    "metric": pa.string(), "value": pa.float64(), "threshold": pa.float64(), "started_at": _TS, "at": _TS,
+}
+
+
+def alert_batch(items: Iterable[dict[str, Any]]) -> pa.Table:
+    """Notifications (streams.notify.Notification.as_json shape) → alerts rows."""
+    cols: dict[str, list[Any]] = {n: [] for n in ALERT_COLUMNS}
+    for n in items:
+        for c in ALERT_COLUMNS:
+            if c == "started_at":
+                cols[c].append(n["started_at_ms"])
+            elif c == "at":
+                cols[c].append(n["at_ms"])
+            elif c == "renotify":
+                cols[c].append(int(n.get("renotify", 0)))
+            else:
+                cols[c].append(n[c])
+    return _table(cols, ALERT_COLUMNS)
