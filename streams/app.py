@@ -174,6 +174,7 @@ def create_app(s: Settings) -> faust.App:
     agent_events_topic = app.topic(s.topic_agent_events, s.topic_agent_activity, **raw)
     interactions_topic = app.topic(s.topic_interactions, **raw)
     live_parts_topic = app.topic(s.topic_live_parts, **raw)
+    alerts_topic = app.topic(s.topic_alerts, **raw)
     dead_letters_topic = app.topic(s.topic_dead_letters, **raw)
     # key_type too, not only the schema: faust derives the changelog topic's key codec from
     # key_type (json when unset), and a restarted worker must read raw interaction ids back.
@@ -542,12 +543,26 @@ def create_app(s: Settings) -> faust.App:
                     fired += notes
                     sends.add(alert_changelog, partition, key, orjson.dumps(st))
                 await finish_batch((rows.ALERTS_TABLE, rows.alert_batch(fired)))
-                for n in fired:  # after the batch is stored; delivery retries on its own
-                    counters.alerts += 1
-                    for notifier in notifiers:
-                        notifier.enqueue(_notification(n))
+                counters.alerts += len(fired)
             except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                 fatal("alerts", e)
+
+    @app.agent(alerts_topic, name="deliver-alerts")
+    async def deliver(stream: faust.StreamT) -> None:
+        """Notify from the alerts topic, and ack only once every channel has delivered or
+        dead-lettered: a crash cannot lose a notification (a redelivery may repeat one;
+        receivers de-duplicate on alert_id, status and at_ms). Its own agent, so a slow
+        receiver holds up notifications, never the figures."""
+        async for batch in stream.take_events(100, within=0.05):
+            try:
+                for ev in await gaps.complete(batch):
+                    n = _notification(orjson.loads(ev.message.value))
+                    for notifier in notifiers:
+                        notifier.enqueue(n)
+                while any(getattr(x, "pending", 0) for x in notifiers):
+                    await asyncio.sleep(0.02)
+            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                fatal("deliver-alerts", e)
 
     @app.task
     async def _start_notifiers() -> None:

@@ -102,3 +102,35 @@ def test_breach_fires_once_and_recovery_resolves_once(pipeline_env: dict[str, st
     finally:
         worker.stop()
         server.shutdown()
+
+
+def test_a_worker_killed_while_firing_neither_repeats_nor_drops_the_alert(pipeline_env: dict[str, str],
+                                                                         tmp_path: Path) -> None:
+    import signal
+
+    Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text(CENTRE)
+    pipeline_env.update(CCPULSE_CENTRE_CONFIG=str(cfg),
+                        CCPULSE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/hook")
+    run_cli(pipeline_env, "setup")
+    run_cli(pipeline_env, "db", "migrate")
+    worker = Worker(pipeline_env, tmp_path / "w1.log").start()
+    try:
+        send(pipeline_env, [from_event(e) for i in range(10) for e in call(f"bad{i}", T0 + i * 1000, 60)])
+        wait_for(lambda: len(Recorder.received) == 1, 60, "the firing webhook")
+        worker.kill(signal.SIGKILL)
+        worker = Worker(pipeline_env, tmp_path / "w2.log").start()
+        send(pipeline_env, [from_event(e) for i in range(40) for e in call(f"good{i}", T0 + 100_000 + i * 1000, 5)])
+        wait_for(lambda: len(Recorder.received) >= 2, 60, "the resolved webhook")
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.alerts FINAL")[0][0] == 2, 30, "two alert rows")
+        # Delivery is at-least-once: a webhook redelivered after the kill repeats the same
+        # (alert_id, status, at_ms), which receivers de-duplicate on; a new firing would differ.
+        got = list(dict.fromkeys((json.loads(b)["status"], json.loads(b)["alert_id"], json.loads(b)["at_ms"])
+                                 for _, b in Recorder.received))
+        assert [g[0] for g in got] == ["firing", "resolved"] and got[0][1] == got[1][1]
+    finally:
+        worker.stop()
+        server.shutdown()
