@@ -16,6 +16,9 @@ Figures (``--json`` keys):
 - ``ceiling_events_per_s``: a bare aiokafka consumer reading the same topic; ``ratio`` =
   events_per_s / ceiling.
 - ``e2e_p50_ms`` / ``e2e_p99_ms``: bench/latency.py.
+- ``alert_p50_ms`` / ``alert_p99_ms`` / ``alert_max_ms``: breach-to-webhook latency with the
+  default ``windows.refresh_s`` (5 s); ``alert_p99_ms_refresh_0_5s`` etc. with 0.5 s
+  (bench/alerts.py).
 """
 from __future__ import annotations
 
@@ -251,7 +254,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str
 
 
 def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
-            skip_latency: bool = False) -> dict[str, Any]:
+            skip_latency: bool = False, skip_alerts: bool = False, alert_episodes: int = 20) -> dict[str, Any]:
+    from bench.alerts import measure_alerts
     from bench.latency import measure_latency
 
     with private_broker(workdir) as port:
@@ -260,6 +264,10 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             r.update(e2e_p50_ms=None, e2e_p99_ms=None)
         else:
             r.update(measure_latency(workdir, port, seconds=latency_seconds))
+        if skip_alerts:
+            r.update(alert_p50_ms=None, alert_p99_ms=None)
+        else:
+            r.update(measure_alerts(workdir, port, episodes=alert_episodes))
     return r
 
 
@@ -270,7 +278,9 @@ def _fmt(v: Any, spec: str) -> str:
 def run_bench(_s: Settings, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ccpulse-bench-") as d:
         r = measure(args.events, Path(d), latency_seconds=getattr(args, "latency_seconds", 30.0),
-                    skip_latency=getattr(args, "skip_latency", False))
+                    skip_latency=getattr(args, "skip_latency", False),
+                    skip_alerts=getattr(args, "skip_alerts", False),
+                    alert_episodes=getattr(args, "alert_episodes", 20))
     if args.json:
         print(json.dumps(r))
         return 0
@@ -299,6 +309,18 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ]
     else:
         rows.append(("e2e latency", "skipped (--skip-latency)"))
+    if "alert_episodes" in r:
+        rows += [
+            (f"breach → webhook, refresh_s {_fmt(r.get('alert_refresh_s'), 'g')} s, p50",
+             f"{_fmt(r['alert_p50_ms'], ',.0f')} ms"),
+            ("breach → webhook, p99", f"{_fmt(r['alert_p99_ms'], ',.0f')} ms"),
+            ("breach → webhook, max", f"{_fmt(r['alert_max_ms'], ',.0f')} ms"),
+            ("breach → webhook, refresh_s 0.5 s, p50", f"{_fmt(r.get('alert_p50_ms_refresh_0_5s'), ',.0f')} ms"),
+            ("breach → webhook, refresh_s 0.5 s, p99", f"{_fmt(r.get('alert_p99_ms_refresh_0_5s'), ',.0f')} ms"),
+            ("alert episodes (each setting)", _fmt(r.get("alert_episodes"), ",")),
+        ]
+    else:
+        rows.append(("breach → webhook latency", "skipped (--skip-alerts)"))
     for label, value in rows:
         print(f"{label:42} {value:>18}")
     return 0

@@ -93,12 +93,14 @@ def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
     }
 
 
-def _notifiers(s: Settings) -> list[Any]:
+def _notifiers(s: Settings, on_dead: Any = None) -> list[Any]:
     """Where alerts go besides the alerts topic and table: the log, a webhook, Slack."""
     from streams.notify import LogNotifier, Notifier
 
     def dead(n: Any, reason: str) -> None:
         log.error("alert %s (%s) not delivered: %s", n.alert_id, n.status, reason)
+        if on_dead is not None:
+            on_dead(n, reason)
 
     out: list[Any] = [LogNotifier(on_dead=dead)]
     if s.alert_webhook_url:
@@ -224,7 +226,8 @@ def create_app(s: Settings) -> faust.App:
     agent_changelog = agent_table.changelog_topic.get_topic_name()
     alert_changelog = alert_table.changelog_topic.get_topic_name()
     rule_windows = sorted({r.window_minutes for r in centre.alerts.rules})
-    notifiers = _notifiers(s)
+    undelivered: list[tuple[Any, str]] = []
+    notifiers = _notifiers(s, lambda n, reason: undelivered.append((n, reason)))
     agent_dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
     agent_written: dict[str, int] = {"until": 0}
     sends = PartitionBatches(app)
@@ -555,12 +558,24 @@ def create_app(s: Settings) -> faust.App:
         receiver holds up notifications, never the figures."""
         async for batch in stream.take_events(100, within=0.05):
             try:
+                source = {}
                 for ev in await gaps.complete(batch):
                     n = _notification(orjson.loads(ev.message.value))
+                    source[(n.alert_id, n.status, n.at_ms)] = ev
                     for notifier in notifiers:
                         notifier.enqueue(n)
                 while any(getattr(x, "pending", 0) for x in notifiers):
                     await asyncio.sleep(0.02)
+                # Given up on: to the dead-letter topic (and table), with the reason.
+                for n, reason in undelivered:
+                    ev = source.get((n.alert_id, n.status, n.at_ms))
+                    if ev is not None:
+                        dl = _dead_letter(Rejected("alert_undelivered", reason), ev)
+                        sends.add(s.topic_dead_letters, ev.message.partition, ev.message.key,
+                                  json.dumps(dl).encode())
+                        counters.dead_letters += 1
+                undelivered.clear()
+                await finish_batch()
             except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                 fatal("deliver-alerts", e)
 

@@ -333,12 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--replay", help="feed this file instead of simulated traffic")
     demo.add_argument("--format", choices=["anonymous-bank", "jsonl"], default="anonymous-bank")
     demo.add_argument("--timeout", type=float, default=600, help="seconds to wait for the worker")
-    bench = add("bench", cmd_bench, "measure throughput and end-to-end KPI latency through the whole path")
+    bench = add("bench", cmd_bench, "measure throughput, end-to-end KPI latency and breach-to-webhook alert latency")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--events", type=int, default=200_000, help="events to push through")
     bench.add_argument("--latency-seconds", type=float, default=30.0,
                        help="seconds of steady 1,000 events/s for the end-to-end latency (default 30)")
     bench.add_argument("--skip-latency", action="store_true", help="throughput only, no latency phase")
+    bench.add_argument("--skip-alerts", action="store_true", help="no breach-to-webhook alert latency phase")
+    bench.add_argument("--alert-episodes", type=int, default=20,
+                       help="breaches per refresh setting for the alert latency (default 20)")
     return p
 
 

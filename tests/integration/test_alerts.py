@@ -36,7 +36,7 @@ class Recorder(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 -- http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Recorder.received.append((dict(self.headers), body))
-        self.send_response(200)
+        self.send_response(400 if self.path == "/refuse" else 200)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -131,6 +131,31 @@ def test_a_worker_killed_while_firing_neither_repeats_nor_drops_the_alert(pipeli
         got = list(dict.fromkeys((json.loads(b)["status"], json.loads(b)["alert_id"], json.loads(b)["at_ms"])
                                  for _, b in Recorder.received))
         assert [g[0] for g in got] == ["firing", "resolved"] and got[0][1] == got[1][1]
+    finally:
+        worker.stop()
+        server.shutdown()
+
+
+def test_an_alert_the_receiver_refuses_goes_to_the_dead_letters(pipeline_env: dict[str, str],
+                                                                tmp_path: Path) -> None:
+    Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text(CENTRE)
+    pipeline_env.update(CCPULSE_CENTRE_CONFIG=str(cfg),
+                        CCPULSE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/refuse")
+    run_cli(pipeline_env, "setup")
+    run_cli(pipeline_env, "db", "migrate")
+    worker = Worker(pipeline_env, tmp_path / "w.log").start()
+    try:
+        send(pipeline_env, [from_event(e) for i in range(10) for e in call(f"bad{i}", T0 + i * 1000, 60)])
+        q = "SELECT reason, error, key, payload FROM ccpulse.dead_letters FINAL"
+        wait_for(lambda: len(worker.query(q)) == 1, 60, "the refused alert in dead_letters")
+        reason, error, key, payload = worker.query(q)[0]
+        assert reason == "alert_undelivered" and "HTTP 400" in error and len(Recorder.received) == 1
+        assert key == json.loads(payload)["alert_id"] and json.loads(payload)["status"] == "firing"
+        assert worker.query("SELECT count() FROM ccpulse.alerts FINAL") == [(1,)]  # the history keeps it
     finally:
         worker.stop()
         server.shutdown()
