@@ -225,5 +225,6 @@ def measure_latency(workdir: Path, port: int, seconds: float = 30.0, rate: float
         "latency_poll_query_p50_ms": round(_pct(sorted(query_s), 50) * 1000, 1),
         "latency_sink_batch_seconds": s.sink_batch_seconds,
         "latency_worker_rss_mb": round(rss, 1),
-        "latency_worker_cpu_share": round(cpu_share, 2),  # worker CPU seconds per second (1.0 = one core) "latency_dead_letters": h.get("dead_letters"),
+        "latency_worker_cpu_share": round(cpu_share, 2),  # worker CPU seconds per second (1.0 = one core)
+        "latency_dead_letters": h.get("dead_letters"),
     }

@@ -80,6 +80,9 @@ def _env(s: Settings) -> dict[str, str]:
     for k, v in s.model_dump(mode="json").items():
         if v is not None:  # an unset optional (centre_config) must stay unset, not become "None"
             env[f"CCPULSE_{k.upper()}"] = str(v)
+    for k, v in s.model_dump().items():  # secrets: the real value, not the JSON mask
+        if hasattr(v, "get_secret_value"):
+            env[f"CCPULSE_{k.upper()}"] = v.get_secret_value()
     return env
 
 

@@ -122,7 +122,7 @@ def _span(s: str) -> tuple[int, int]:
 
 class WindowConfig(_Strict):
     rolling_minutes: tuple[int, ...] = Field((5, 15, 60), description="Live windows, in minutes.")
-    refresh_s: float = Field(5.0, gt=0, le=3600, description="How often live figures are recomputed.")
+    refresh_s: float = Field(1.0, gt=0, le=3600, description="How often live figures (and alert rules) are recomputed.")
     lateness_s: int = Field(3 * 86_400, ge=0, description="Events this late still correct the interval figures.")
 
     @field_validator("rolling_minutes")
