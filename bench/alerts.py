@@ -84,7 +84,7 @@ SECRET = "bench-secret"
 EPISODE_TIMEOUT_S = 60.0
 
 CENTRE = """\
-# ccpulse bench (alerts): live figures every {refresh} s (the default is 5 s)
+# ccpulse bench (alerts): live figures every {refresh} s (the default is 1 s)
 windows: {{refresh_s: {refresh}}}
 alerts:
   rules:

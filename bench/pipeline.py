@@ -17,7 +17,7 @@ Figures (``--json`` keys):
   events_per_s / ceiling.
 - ``e2e_p50_ms`` / ``e2e_p99_ms``: bench/latency.py.
 - ``alert_p50_ms`` / ``alert_p99_ms`` / ``alert_max_ms``: breach-to-webhook latency with the
-  default ``windows.refresh_s`` (5 s); ``alert_p99_ms_refresh_0_5s`` etc. with 0.5 s
+  default ``windows.refresh_s`` (1 s); ``alert_p99_ms_refresh_0_5s`` etc. with 0.5 s
   (bench/alerts.py).
 """
 from __future__ import annotations
