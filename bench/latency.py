@@ -18,7 +18,7 @@ answer came back − their production time). Percentiles (nearest rank) are over
 
 What bounds it:
 - the live figures are recomputed every ``windows.refresh_s`` of the centre file. The
-  bench writes a centre file with ``windows: {refresh_s: 0.2}`` (the default is 5 s), so
+  bench writes a centre file with ``windows: {refresh_s: 0.2}`` (the default is 1 s), so
   the timer alone adds refresh_s/2 = 0.1 s on average and up to 0.2 s;
 - the worker takes a batch when ``sink_batch_size`` (5,000) events are buffered or
   ``sink_batch_seconds`` (0.5 s by default) after it finished the previous one (faust's
