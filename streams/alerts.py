@@ -23,12 +23,14 @@ from streams import kpi
 if TYPE_CHECKING:
     from streams.centre import QueueConfig
 
-Metric = Literal["service_level", "abandon_rate", "asa_s", "oldest_wait_s", "waiting"]
+Metric = Literal["service_level", "abandon_rate", "asa_s", "oldest_wait_s", "waiting", "ready_agents_while_waiting"]
+#: Metrics of a whole queue (all channels): evaluated on the group (tenant, queue, "*").
+QUEUE_METRICS = ("ready_agents_while_waiting",)
 #: Metrics that are rates of contacts that left the queue: they need a minimum sample.
 RATE_METRICS = ("service_level", "abandon_rate", "asa_s")
 #: The bad direction of each metric.
 BAD_WHEN: dict[str, str] = {"service_level": "below", "abandon_rate": "above", "asa_s": "above",
-                            "oldest_wait_s": "above", "waiting": "above"}
+                            "oldest_wait_s": "above", "waiting": "above", "ready_agents_while_waiting": "below"}
 
 
 class AlertRule(BaseModel):
@@ -59,8 +61,10 @@ class AlertRule(BaseModel):
         return self
 
     def matches(self, tenant: str, queue: str, channel: str) -> bool:
+        if (channel == "*") != (self.metric in QUEUE_METRICS):
+            return False  # queue-wide metrics on the queue's "*" group, the others per channel
         return ((not self.tenants or tenant in self.tenants) and (not self.queues or queue in self.queues)
-                and (not self.channels or channel in self.channels))
+                and (channel == "*" or not self.channels or channel in self.channels))
 
     def limit(self, q: QueueConfig) -> float:
         return q.sl_goal if self.threshold == "goal" else float(self.threshold)
@@ -73,10 +77,11 @@ class Figures:
     counts: Mapping[str, int]
     waiting: int
     oldest_wait_s: float
+    ready_agents: int | None = None  # queue-wide groups only
 
     @classmethod
-    def of(cls, vec: list[int], waiting: int, oldest_wait_s: float) -> "Figures":
-        return cls(kpi.as_dict(vec), waiting, oldest_wait_s)
+    def of(cls, vec: list[int], waiting: int, oldest_wait_s: float, ready_agents: int | None = None) -> "Figures":
+        return cls(kpi.as_dict(vec), waiting, oldest_wait_s, ready_agents)
 
 
 def value_of(metric: str, f: Figures, q: QueueConfig) -> tuple[float | None, int | None]:
@@ -90,6 +95,11 @@ def value_of(metric: str, f: Figures, q: QueueConfig) -> tuple[float | None, int
         return kpi.asa_s(f.counts), f.counts["answered"]
     if metric == "oldest_wait_s":
         return f.oldest_wait_s, None
+    if metric == "ready_agents_while_waiting":
+        if f.ready_agents is None:
+            return None, None  # no agent figures yet: no data
+        # Nobody waiting: nothing to staff, the condition cannot hold (infinitely "enough").
+        return (float(f.ready_agents) if f.waiting > 0 else float("inf")), None
     return float(f.waiting), None
 
 

@@ -225,7 +225,8 @@ def create_app(s: Settings) -> faust.App:
     changelog = table.changelog_topic.get_topic_name()
     agent_changelog = agent_table.changelog_topic.get_topic_name()
     alert_changelog = alert_table.changelog_topic.get_topic_name()
-    rule_windows = sorted({r.window_minutes for r in centre.alerts.rules})
+    rule_windows = sorted({r.window_minutes for r in centre.alerts.rules if r.metric not in al.QUEUE_METRICS})
+    queue_rules = any(r.metric in al.QUEUE_METRICS for r in centre.alerts.rules)
     undelivered: list[tuple[Any, str]] = []
     notifiers = _notifiers(s, lambda n, reason: undelivered.append((n, reason)))
     agent_dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
@@ -323,6 +324,8 @@ def create_app(s: Settings) -> faust.App:
         if not parts:
             return []
         now = max(pt[4] for pt in parts)
+        agents = st.get("agents")
+        ready = sum(a[0] for a in agents.values()) if agents else None
         q = centre.queue(tenant, queue)
         tc = centre.tenant(tenant)
         local = datetime.fromtimestamp(now / 1000, tz=ZoneInfo(tc.timezone))
@@ -332,12 +335,13 @@ def create_app(s: Settings) -> faust.App:
             if not rule.matches(tenant, queue, channel):
                 continue
             vec, waiting, oldest = kpi.zero(), 0, None
+            window = 0 if rule.metric in al.QUEUE_METRICS else rule.window_minutes
             for w, v, n, o, _t in parts:
-                if w == rule.window_minutes:
+                if w == window:
                     kpi.add(vec, v)
                     waiting += n
                     oldest = o if oldest is None or (o is not None and o < oldest) else oldest
-            figs = al.Figures.of(vec, waiting, (now - oldest) / 1000 if oldest else 0.0)
+            figs = al.Figures.of(vec, waiting, (now - oldest) / 1000 if oldest else 0.0, ready)
             rst = st["rules"].setdefault(rule.name, al.new_alert_state())
             tr = al.step(rule, rst, (tenant, queue, channel), figs, q, now, open_now)
             if tr:
@@ -531,9 +535,16 @@ def create_app(s: Settings) -> faust.App:
                     m = ev.message
                     part = orjson.loads(m.value)
                     st = alert_table.data.get(m.key) or {"parts": {}, "rules": {}}
-                    cur = st["parts"].get(f"{part['p']}:{part['w']}")
-                    if cur is None or cur[4] <= part["t"]:
-                        st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], part["v"], part["n"], part["o"], part["t"]]
+                    if "ap" in part:  # ready agents of one agents partition
+                        agents = st.setdefault("agents", {})
+                        cur = agents.get(str(part["ap"]))
+                        if cur is None or cur[1] <= part["t"]:
+                            agents[str(part["ap"])] = [part["r"], part["t"]]
+                    else:
+                        cur = st["parts"].get(f"{part['p']}:{part['w']}")
+                        if cur is None or cur[4] <= part["t"]:
+                            st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], part["v"], part["n"], part["o"],
+                                                                      part["t"]]
                     alert_table.data[m.key] = st
                     touched[m.key] = m.partition
                 fired: list[dict[str, Any]] = []
@@ -625,11 +636,21 @@ def create_app(s: Settings) -> faust.App:
             for group, window, vec, waiting, oldest in kp.live(now):
                 live.append((p, group, window, vec, waiting, oldest, now))
         intervals, queue_settings = kpi_rows()
+        queue_wide: dict[tuple[int, str, str], list[Any]] = {}
         for p, group, window, vec, waiting, oldest, now in live:
             if window in rule_windows:  # the alert agent sums the partitions of each queue
                 key = orjson.dumps(list(group))
                 sends.add(s.topic_live_parts, group_partition(key), key,
                           orjson.dumps({"p": p, "w": window, "v": vec, "n": waiting, "o": oldest, "t": now}))
+            if queue_rules:  # contacts waiting in the whole queue, every channel
+                q = queue_wide.setdefault((p, group[0], group[1]), [0, None, now])
+                if window == centre.windows.rolling_minutes[0]:  # each window row repeats it
+                    q[0] += waiting
+                    q[1] = oldest if q[1] is None or (oldest is not None and oldest < q[1]) else q[1]
+        for (p, tenant, queue), (waiting, oldest, now) in queue_wide.items():
+            key = orjson.dumps([tenant, queue, "*"])
+            sends.add(s.topic_live_parts, group_partition(key), key,
+                      orjson.dumps({"p": p, "w": 0, "v": kpi.zero(), "n": waiting, "o": oldest, "t": now}))
         await sends.send()
         await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
@@ -663,6 +684,17 @@ def create_app(s: Settings) -> faust.App:
                 if (len(st["f"]), len(st["c"])) != before:
                     store_agent(key, st, st["p"])
         agent_written["until"] = now
+        if queue_rules:  # ready agents per queue, for rules on staffing while contacts wait
+            ready: dict[tuple[int, str, str], int] = {}
+            for tenant, agent, (state, _r, _since, _held, queues) in live:
+                p = agent_partition(agent)
+                for queue in queues:
+                    k = (p, tenant, queue)
+                    ready[k] = ready.get(k, 0) + (state == "ready")
+            for (p, tenant, queue), n in ready.items():
+                key = orjson.dumps([tenant, queue, "*"])
+                sends.add(s.topic_live_parts, group_partition(key), key,
+                          orjson.dumps({"ap": p, "r": n, "t": now}))
         intervals, reasons = rows.agent_batches(figures, version)
         await sends.send()
         await writer.write(rows.AGENT_INTERVALS_TABLE, intervals)

@@ -159,3 +159,44 @@ def test_an_alert_the_receiver_refuses_goes_to_the_dead_letters(pipeline_env: di
     finally:
         worker.stop()
         server.shutdown()
+
+
+def test_too_few_ready_agents_while_contacts_wait(pipeline_env: dict[str, str], tmp_path: Path) -> None:
+    """Agents' states (agent partitions) and waiting contacts (interaction partitions) meet
+    on the queue's own key in the alerts agent."""
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text("""
+tenants: {acme: {queues: {sales: {}}}}
+windows: {refresh_s: 0.5}
+alerts:
+  rules:
+    - {name: staff, metric: ready_agents_while_waiting, threshold: 2, for_s: 0, recover_for_s: 0}
+""")
+    pipeline_env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
+    run_cli(pipeline_env, "setup")
+    run_cli(pipeline_env, "db", "migrate")
+    worker = Worker(pipeline_env, tmp_path / "w.log").start()
+    try:
+        def agent(typ: str, t: int, n: int, **kw: Any) -> dict[str, Any]:
+            return {"type": typ, "event_id": f"ann:{n}", "ts": _iso(T0 + t * 1000), "tenant": "acme",
+                    "agent_id": "ann", **kw}
+
+        def contact(typ: str, t: int, iid: str, n: int, **kw: Any) -> dict[str, Any]:
+            return {"type": typ, "event_id": f"{iid}:{n}", "ts": _iso(T0 + t * 1000), "tenant": "acme",
+                    "interaction_id": iid, "channel": ch, **kw}
+
+        ch = "voice"
+        events = [agent("agent_login", 0, 1, queues=["sales"]), agent("agent_ready", 1, 2),
+                  contact("offered", 10, "c1", 1, queue="sales")]
+        ch = "chat"  # the rule counts the whole queue: every channel
+        events.append(contact("offered", 11, "c2", 1, queue="sales"))
+        send(pipeline_env, [from_event(e) for e in events])
+        q = "SELECT status, value, threshold, channel FROM ccpulse.alerts FINAL ORDER BY at, status"
+        wait_for(lambda: worker.query(q) == [("firing", 1.0, 2.0, "*")], 60, "the staffing alert")
+        ch = "voice"
+        send(pipeline_env, [from_event(contact("abandoned", 30, "c1", 2))])
+        ch = "chat"
+        send(pipeline_env, [from_event(contact("abandoned", 31, "c2", 2))])
+        wait_for(lambda: [r[0] for r in worker.query(q)] == ["firing", "resolved"], 60, "resolved once the queue is empty")
+    finally:
+        worker.stop()

@@ -105,3 +105,18 @@ def test_rules_in_the_centre_file_are_checked(tmp_path: Path) -> None:
         f.write_text(text)
         with pytest.raises(ConfigError, match=want):
             load_centre(f)
+
+
+def test_ready_agents_while_contacts_wait() -> None:
+    rule = AlertRule(name="staff", metric="ready_agents_while_waiting", threshold=2, for_s=0)
+    assert rule.matches("acme", "sales", "*") and not rule.matches("acme", "sales", "voice")
+    assert not SL.matches("acme", "sales", "*")
+    z = kpi.zero()
+    st = new_alert_state()
+    g = ("acme", "sales", "*")
+    assert step(rule, st, g, Figures.of(z, 0, 0, ready_agents=0), Q, T0) is None        # nobody waits
+    assert step(rule, st, g, Figures.of(z, 3, 10, ready_agents=None), Q, T0 + 1) is None  # no agent data
+    tr = step(rule, st, g, Figures.of(z, 3, 10, ready_agents=1), Q, T0 + 2)
+    assert tr is not None and (tr.status, tr.value, tr.threshold) == ("firing", 1.0, 2.0)
+    tr = step(rule, st, g, Figures.of(z, 0, 0, ready_agents=1), Q, T0 + 3)               # queue emptied
+    assert tr is not None and tr.status == "resolved"
