@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 import orjson
@@ -232,6 +232,7 @@ def create_app(s: Settings) -> faust.App:
     agent_dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
     agent_written: dict[str, int] = {"until": 0}
     sends = PartitionBatches(app)
+    alert_sends = PartitionBatches(app)  # the alerts agent's own: sent only after its rows are stored
 
     def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
         # Same partition as the key's events: the records topic is co-partitioned.
@@ -390,23 +391,46 @@ def create_app(s: Settings) -> faust.App:
             counters.first_event_at = time.time()
         return good
 
-    async def finish_batch(*writes: tuple[str, Any]) -> None:
+    async def finish_batch(*writes: tuple[str, Any], via: PartitionBatches | None = None,
+                           rows_first: bool = False) -> None:
         """Store what a batch produced before faust acks it -- or never ack it.
 
         take_events acks a batch when its body ends, even by an exception or by the
         cancellation of a graceful stop, and the acked offsets get committed. A batch
         that was not fully sent and stored must not be committed, so the process exits
         at once instead; on restart the batch is processed again, and the idempotent
-        tables absorb whatever part of it had landed.
+        tables absorb whatever part of it had landed. ``rows_first`` (with its own ``via``
+        buffer, which no timer flushes early) stores the rows before anything is sent: for a
+        batch whose replay would not redo its rows once its state change was sent.
         """
         try:
-            await sends.send()
+            if not rows_first:
+                await (via or sends).send()
             for table_name, batch in writes:
                 await writer.write(table_name, batch)
+            if rows_first:
+                await (via or sends).send()
         except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
             log.critical("batch not stored (%r): exiting without committing it; it will be processed again", e)
             logging.shutdown()
             os._exit(70)
+
+    def batch_agent(topic: Any, name: str, size: int = s.sink_batch_size,
+                    within: float = s.sink_batch_seconds) -> Callable[[Any], Any]:
+        """Register ``handle(events)`` as an agent over batches of ``topic``: offsets the
+        consumer skipped are filled in (streams/gaps.py), and a batch whose handling raised is
+        never acked (``fatal``)."""
+        def register(handle: Callable[[list[Any]], Awaitable[None]]) -> Callable[[list[Any]], Awaitable[None]]:
+            async def run(stream: faust.StreamT) -> None:
+                async for batch in stream.take_events(size, within=within):
+                    try:
+                        await handle(await gaps.complete(batch))
+                    except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                        fatal(name, e)
+            run.__name__ = run.__qualname__ = handle.__name__
+            app.agent(topic, name=name)(run)
+            return handle
+        return register
 
     def fatal(what: str, e: BaseException) -> None:
         """A batch that was not fully processed must not be acked (take_events acks it on
@@ -420,175 +444,148 @@ def create_app(s: Settings) -> faust.App:
         return rows.raw_event_batch(
             (e, ev.message.topic, ev.message.partition, ev.message.offset, ev.message.value) for ev, e in good)
 
-    @app.agent(events_topic, name="fold-interactions")
-    async def fold_interactions(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            try:
-                events = await gaps.complete(batch)
-                good = validated(events, "events")
-                by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
-                # Each key is judged (lateness, timeouts) by its partition's event clock as it
-                # stood at the key's last event in the batch, as if events came one by one: a
-                # replayed batch can span days of one partition.
-                key_now: dict[bytes, int] = {}
-                for ev, e in good:
-                    clock.observe(e.ts_ms)
-                    pclock = clocks[ev.message.partition]
-                    pclock.observe(e.ts_ms)
-                    key_now[ev.message.key] = pclock.watermark_ms
-                    by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
-                with_kpis = ensure_kpis()
-                # No await between reading and writing states: the timer cannot interleave.
-                for key, (partition, facts) in by_key.items():
-                    now = key_now[key]
-                    st = table.data.get(key) or sm.new_state()
-                    if sm.merge(st, facts):
-                        st["p"] = partition
-                        st["l"] = sm.last_event_ms(st)
-                        f = sm.fold(st)
-                        iid = key.decode()
-                        record = sm.due_record(iid, st, now, timeout_ms, f)
-                        if with_kpis:
-                            update_kpis(iid, st, record, f, now)
-                        tell_agents(iid, st, f, True)
-                        store_state(key, st)
-                        if record:
-                            emit(key, record, partition)
-                    elif st["f"]:
-                        # Only known facts: a redelivery, after a crash between this batch's
-                        # sends. Send again what those sends carried (the same record version
-                        # and agent segments collapse downstream), or it could be missing.
-                        f = sm.fold(st)
-                        if st["v"] and st["v"] == sm.version_of(st):
-                            emit(key, sm.build_record(key.decode(), st, f), partition)
-                        if st.get("a"):
-                            tell_agents(key.decode(), st, f, False)
-                intervals, queue_settings = kpi_rows()
-                await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
-                                   (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
-            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                fatal("fold-interactions", e)
+    @batch_agent(events_topic, "fold-interactions")
+    async def fold_interactions(events: list[Any]) -> None:
+        good = validated(events, "events")
+        by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
+        # Each key is judged (lateness, timeouts) by its partition's event clock as it
+        # stood at the key's last event in the batch, as if events came one by one: a
+        # replayed batch can span days of one partition.
+        key_now: dict[bytes, int] = {}
+        for ev, e in good:
+            clock.observe(e.ts_ms)
+            pclock = clocks[ev.message.partition]
+            pclock.observe(e.ts_ms)
+            key_now[ev.message.key] = pclock.watermark_ms
+            by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
+        with_kpis = ensure_kpis()
+        # No await between reading and writing states: the timer cannot interleave.
+        for key, (partition, facts) in by_key.items():
+            now = key_now[key]
+            st = table.data.get(key) or sm.new_state()
+            if sm.merge(st, facts):
+                st["p"] = partition
+                st["l"] = sm.last_event_ms(st)
+                f = sm.fold(st)
+                iid = key.decode()
+                record = sm.due_record(iid, st, now, timeout_ms, f)
+                if with_kpis:
+                    update_kpis(iid, st, record, f, now)
+                tell_agents(iid, st, f, True)
+                store_state(key, st)
+                if record:
+                    emit(key, record, partition)
+            elif st["f"]:
+                # Only known facts: a redelivery, after a crash between this batch's
+                # sends. Send again what those sends carried (the same record version
+                # and agent segments collapse downstream), or it could be missing.
+                f = sm.fold(st)
+                if st["v"] and st["v"] == sm.version_of(st):
+                    emit(key, sm.build_record(key.decode(), st, f), partition)
+                if st.get("a"):
+                    tell_agents(key.decode(), st, f, False)
+        intervals, queue_settings = kpi_rows()
+        await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
+                           (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
 
-    @app.agent(agent_events_topic, name="agent-events")
-    async def agent_events(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            try:
-                events = await gaps.complete(batch)
-                own = [ev for ev in events if ev.message.topic == s.topic_agent_events]
-                good = validated(own, "agent_events")
-                changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
-                for ev, e in good:
-                    clock.observe(e.ts_ms)
-                    key = ev.message.key
-                    st = agent_table.data.get(key) or ag.new_agent_state()
-                    if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
-                                      getattr(e, "queues", None)):
-                        agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
-                        agent_table.data[key] = st
-                        changed[key] = (st, ev.message.partition)
-                for ev in events:
-                    m = ev.message
-                    if m.topic != s.topic_agent_activity:
-                        continue
-                    a = orjson.loads(m.value)
-                    st = agent_table.data.get(m.key) or ag.new_agent_state()
-                    old = st["c"].get(a["i"], [])
-                    if ag.set_contact(st, a["i"], a["g"], a["t"]):
-                        times = [t for seg in old + a["g"] for t in seg if t]
-                        if times:
-                            agent_dirty[m.key] = min(agent_dirty.get(m.key, min(times)), min(times))
-                        agent_table.data[m.key] = st
-                        changed[m.key] = (st, m.partition)
-                for key, (st, partition) in changed.items():
-                    store_agent(key, st, partition)
-                await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
-            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                fatal("agent-events", e)
+    @batch_agent(agent_events_topic, "agent-events")
+    async def agent_events(events: list[Any]) -> None:
+        own = [ev for ev in events if ev.message.topic == s.topic_agent_events]
+        good = validated(own, "agent_events")
+        changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
+        for ev, e in good:
+            clock.observe(e.ts_ms)
+            key = ev.message.key
+            st = agent_table.data.get(key) or ag.new_agent_state()
+            if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
+                              getattr(e, "queues", None)):
+                agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
+                agent_table.data[key] = st
+                changed[key] = (st, ev.message.partition)
+        for ev in events:
+            m = ev.message
+            if m.topic != s.topic_agent_activity:
+                continue
+            a = orjson.loads(m.value)
+            st = agent_table.data.get(m.key) or ag.new_agent_state()
+            old = st["c"].get(a["i"], [])
+            if ag.set_contact(st, a["i"], a["g"], a["t"]):
+                times = [t for seg in old + a["g"] for t in seg if t]
+                if times:
+                    agent_dirty[m.key] = min(agent_dirty.get(m.key, min(times)), min(times))
+                agent_table.data[m.key] = st
+                changed[m.key] = (st, m.partition)
+        for key, (st, partition) in changed.items():
+            store_agent(key, st, partition)
+        await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
 
-    @app.agent(interactions_topic, name="store-interactions")
-    async def store_interactions(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            try:
-                events = await gaps.complete(batch)
-                await finish_batch((rows.INTERACTIONS_TABLE,
-                                    rows.interaction_batch(orjson.loads(ev.message.value) for ev in events)))
-            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                fatal("store-interactions", e)
+    @batch_agent(interactions_topic, "store-interactions")
+    async def store_interactions(events: list[Any]) -> None:
+        await finish_batch((rows.INTERACTIONS_TABLE,
+                            rows.interaction_batch(orjson.loads(ev.message.value) for ev in events)))
 
-    @app.agent(dead_letters_topic, name="store-dead-letters")
-    async def store_dead_letters(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            try:
-                events = await gaps.complete(batch)
-                await finish_batch((rows.DEAD_LETTERS_TABLE,
-                                    rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)))
-            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                fatal("store-dead-letters", e)
+    @batch_agent(dead_letters_topic, "store-dead-letters")
+    async def store_dead_letters(events: list[Any]) -> None:
+        await finish_batch((rows.DEAD_LETTERS_TABLE,
+                            rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)))
 
-    @app.agent(live_parts_topic, name="alerts")
-    async def evaluate(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(s.sink_batch_size, within=s.sink_batch_seconds):
-            try:
-                events = await gaps.complete(batch)
-                touched: dict[bytes, int] = {}
-                for ev in events:
-                    m = ev.message
-                    part = orjson.loads(m.value)
-                    st = alert_table.data.get(m.key) or {"parts": {}, "rules": {}}
-                    if "ap" in part:  # ready agents of one agents partition
-                        agents = st.setdefault("agents", {})
-                        cur = agents.get(str(part["ap"]))
-                        if cur is None or cur[1] <= part["t"]:
-                            agents[str(part["ap"])] = [part["r"], part["t"]]
-                    else:
-                        cur = st["parts"].get(f"{part['p']}:{part['w']}")
-                        if cur is None or cur[4] <= part["t"]:
-                            st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], part["v"], part["n"], part["o"],
-                                                                      part["t"]]
-                    alert_table.data[m.key] = st
-                    touched[m.key] = m.partition
-                fired: list[dict[str, Any]] = []
-                for key, partition in touched.items():
-                    st = alert_table.data[key]
-                    notes = evaluate_alerts(key, st)
-                    for n in notes:
-                        sends.add(s.topic_alerts, group_partition(n["alert_id"].encode()), n["alert_id"].encode(),
-                                  orjson.dumps(n))
-                    fired += notes
-                    sends.add(alert_changelog, partition, key, orjson.dumps(st))
-                await finish_batch((rows.ALERTS_TABLE, rows.alert_batch(fired)))
-                counters.alerts += len(fired)
-            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                fatal("alerts", e)
+    @batch_agent(live_parts_topic, "alerts")
+    async def evaluate(events: list[Any]) -> None:
+        touched: dict[bytes, int] = {}
+        for ev in events:
+            m = ev.message
+            part = orjson.loads(m.value)
+            st = alert_table.data.get(m.key) or {"parts": {}, "rules": {}}
+            if "ap" in part:  # ready agents of one agents partition
+                agents = st.setdefault("agents", {})
+                cur = agents.get(str(part["ap"]))
+                if cur is None or cur[1] <= part["t"]:
+                    agents[str(part["ap"])] = [part["r"], part["t"]]
+            else:
+                cur = st["parts"].get(f"{part['p']}:{part['w']}")
+                if cur is None or cur[4] <= part["t"]:
+                    st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], part["v"], part["n"], part["o"],
+                                                              part["t"]]
+            alert_table.data[m.key] = st
+            touched[m.key] = m.partition
+        fired: list[dict[str, Any]] = []
+        for key, partition in touched.items():
+            st = alert_table.data[key]
+            notes = evaluate_alerts(key, st)
+            for n in notes:
+                alert_sends.add(s.topic_alerts, group_partition(n["alert_id"].encode()), n["alert_id"].encode(),
+                                orjson.dumps(n))
+            fired += notes
+            alert_sends.add(alert_changelog, partition, key, orjson.dumps(st))
+        # The history row before the notification and the new state: once the state says
+        # "firing", a replayed batch would not write the row again.
+        await finish_batch((rows.ALERTS_TABLE, rows.alert_batch(fired)), via=alert_sends, rows_first=True)
+        counters.alerts += len(fired)
 
-    @app.agent(alerts_topic, name="deliver-alerts")
-    async def deliver(stream: faust.StreamT) -> None:
+    @batch_agent(alerts_topic, "deliver-alerts", size=100, within=0.05)
+    async def deliver(events: list[Any]) -> None:
         """Notify from the alerts topic, and ack only once every channel has delivered or
         dead-lettered: a crash cannot lose a notification (a redelivery may repeat one;
         receivers de-duplicate on alert_id, status and at_ms). Its own agent, so a slow
         receiver holds up notifications, never the figures."""
-        async for batch in stream.take_events(100, within=0.05):
-            try:
-                source = {}
-                for ev in await gaps.complete(batch):
-                    n = _notification(orjson.loads(ev.message.value))
-                    source[(n.alert_id, n.status, n.at_ms)] = ev
-                    for notifier in notifiers:
-                        notifier.enqueue(n)
-                while any(getattr(x, "pending", 0) for x in notifiers):
-                    await asyncio.sleep(0.02)
-                # Given up on: to the dead-letter topic (and table), with the reason.
-                for n, reason in undelivered:
-                    ev = source.get((n.alert_id, n.status, n.at_ms))
-                    if ev is not None:
-                        dl = _dead_letter(Rejected("alert_undelivered", reason), ev)
-                        sends.add(s.topic_dead_letters, ev.message.partition, ev.message.key,
-                                  json.dumps(dl).encode())
-                        counters.dead_letters += 1
-                undelivered.clear()
-                await finish_batch()
-            except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                fatal("deliver-alerts", e)
+        source = {}
+        for ev in events:
+            n = _notification(orjson.loads(ev.message.value))
+            source[(n.alert_id, n.status, n.at_ms)] = ev
+            for notifier in notifiers:
+                notifier.enqueue(n)
+        while any(getattr(x, "pending", 0) for x in notifiers):
+            await asyncio.sleep(0.02)
+        # Given up on: to the dead-letter topic (and table), with the reason.
+        for n, reason in undelivered:
+            ev = source.get((n.alert_id, n.status, n.at_ms))
+            if ev is not None:
+                dl = _dead_letter(Rejected("alert_undelivered", reason), ev)
+                sends.add(s.topic_dead_letters, ev.message.partition, ev.message.key,
+                          json.dumps(dl).encode())
+                counters.dead_letters += 1
+        undelivered.clear()
+        await finish_batch()
 
     @app.task
     async def _start_notifiers() -> None:

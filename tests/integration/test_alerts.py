@@ -54,17 +54,25 @@ def call(iid: str, t: int, wait_s: int) -> list[dict[str, Any]]:
     return [ev("offered", t, 1, queue="sales"), ev("answered", t + wait_s * 1000, 2, agent_id="a1")]
 
 
-def test_breach_fires_once_and_recovery_resolves_once(pipeline_env: dict[str, str], tmp_path: Path) -> None:
+def start(pipeline_env: dict[str, str], tmp_path: Path, centre: str = CENTRE,
+          hook_path: str | None = "/hook", **env: str) -> tuple[Worker, ThreadingHTTPServer]:
+    """A webhook receiver on a free port, this test's centre file, topics, tables and a worker."""
     Recorder.received = []
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    pipeline_env.update(CCPULSE_CENTRE_CONFIG=str(cfg), CCPULSE_ALERT_WEBHOOK_SECRET="s3cret",
-                        CCPULSE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/hook")
+    cfg.write_text(centre)
+    pipeline_env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
+    if hook_path:
+        pipeline_env["CCPULSE_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{server.server_port}{hook_path}"
+    pipeline_env.update(env)
     run_cli(pipeline_env, "setup")
     run_cli(pipeline_env, "db", "migrate")
-    worker = Worker(pipeline_env, tmp_path / "w.log").start()
+    return Worker(pipeline_env, tmp_path / "w1.log").start(), server
+
+
+def test_breach_fires_once_and_recovery_resolves_once(pipeline_env: dict[str, str], tmp_path: Path) -> None:
+    worker, server = start(pipeline_env, tmp_path, CCPULSE_ALERT_WEBHOOK_SECRET="s3cret")
     try:
         # Ten calls wait 60 s (SL 0 %): breach. Then 40 answered in 5 s: 40/50 = 80 %, back at goal.
         bad = [e for i in range(10) for e in call(f"bad{i}", T0 + i * 1000, 60)]
@@ -108,16 +116,7 @@ def test_a_worker_killed_while_firing_neither_repeats_nor_drops_the_alert(pipeli
                                                                          tmp_path: Path) -> None:
     import signal
 
-    Recorder.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    pipeline_env.update(CCPULSE_CENTRE_CONFIG=str(cfg),
-                        CCPULSE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/hook")
-    run_cli(pipeline_env, "setup")
-    run_cli(pipeline_env, "db", "migrate")
-    worker = Worker(pipeline_env, tmp_path / "w1.log").start()
+    worker, server = start(pipeline_env, tmp_path)
     try:
         send(pipeline_env, [from_event(e) for i in range(10) for e in call(f"bad{i}", T0 + i * 1000, 60)])
         wait_for(lambda: len(Recorder.received) == 1, 60, "the firing webhook")
@@ -138,16 +137,7 @@ def test_a_worker_killed_while_firing_neither_repeats_nor_drops_the_alert(pipeli
 
 def test_an_alert_the_receiver_refuses_goes_to_the_dead_letters(pipeline_env: dict[str, str],
                                                                 tmp_path: Path) -> None:
-    Recorder.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    pipeline_env.update(CCPULSE_CENTRE_CONFIG=str(cfg),
-                        CCPULSE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/refuse")
-    run_cli(pipeline_env, "setup")
-    run_cli(pipeline_env, "db", "migrate")
-    worker = Worker(pipeline_env, tmp_path / "w.log").start()
+    worker, server = start(pipeline_env, tmp_path, hook_path="/refuse")
     try:
         send(pipeline_env, [from_event(e) for i in range(10) for e in call(f"bad{i}", T0 + i * 1000, 60)])
         q = "SELECT reason, error, key, payload FROM ccpulse.dead_letters FINAL"
@@ -164,18 +154,13 @@ def test_an_alert_the_receiver_refuses_goes_to_the_dead_letters(pipeline_env: di
 def test_too_few_ready_agents_while_contacts_wait(pipeline_env: dict[str, str], tmp_path: Path) -> None:
     """Agents' states (agent partitions) and waiting contacts (interaction partitions) meet
     on the queue's own key in the alerts agent."""
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text("""
+    worker, server = start(pipeline_env, tmp_path, """
 tenants: {acme: {queues: {sales: {}}}}
 windows: {refresh_s: 0.5}
 alerts:
   rules:
     - {name: staff, metric: ready_agents_while_waiting, threshold: 2, for_s: 0, recover_for_s: 0}
-""")
-    pipeline_env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
-    run_cli(pipeline_env, "setup")
-    run_cli(pipeline_env, "db", "migrate")
-    worker = Worker(pipeline_env, tmp_path / "w.log").start()
+""", hook_path=None)
     try:
         def agent(typ: str, t: int, n: int, **kw: Any) -> dict[str, Any]:
             return {"type": typ, "event_id": f"ann:{n}", "ts": _iso(T0 + t * 1000), "tenant": "acme",
@@ -200,3 +185,4 @@ alerts:
         wait_for(lambda: [r[0] for r in worker.query(q)] == ["firing", "resolved"], 60, "resolved once the queue is empty")
     finally:
         worker.stop()
+        server.shutdown()
