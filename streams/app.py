@@ -205,7 +205,10 @@ def create_app(s: Settings) -> faust.App:
         raise ConfigError(f"windows.lateness_s ({centre.windows.lateness_s}) exceeds state_retention_s "
                           f"({s.state_retention_s:.0f}): intervals could not be rebuilt after a restart")
     kpis: dict[int, PartitionKpis] = {}
-    kpi_gen = {"want": 1, "built": 0}
+    # Aggregates are rebuilt from the states after each rebalance has finished restoring
+    # them ("settled": the consumer generation whose recovery completed).
+    kpi_gen = {"want": 1, "built": 0, "settled": -1}
+    to_reconcile: set[int] = set()  # rebuilt partitions whose stored rows are still to be checked
     settings_written: set[tuple[str, str]] = set()
     live_version = {"last": 0}
     app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table,  # type: ignore[attr-defined]
@@ -220,7 +223,15 @@ def create_app(s: Settings) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[misc]
     async def _on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
         gaps.forget()
-        kpi_gen["want"] += 1  # KPI aggregates are rebuilt from the states once recovery is done
+        kpi_gen["want"] += 1
+        kpi_gen["settled"] = -1
+
+    @app.on_rebalance_complete.connect  # type: ignore[misc]
+    async def _on_rebalanced(app_: faust.App, **kwargs: Any) -> None:
+        # The states are restored now (faust sends this once the changelogs are read): the
+        # aggregates are rebuilt from them, not from a table still being filled.
+        kpi_gen["want"] += 1
+        kpi_gen["settled"] = app.consumer_generation_id
 
     changelog = table.changelog_topic.get_topic_name()
     agent_changelog = agent_table.changelog_topic.get_topic_name()
@@ -253,11 +264,18 @@ def create_app(s: Settings) -> faust.App:
     def owned_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
 
+    def kpis_settled() -> bool:
+        return not app.in_recovery and kpi_gen["settled"] == app.consumer_generation_id
+
     def ensure_kpis() -> bool:
-        """Rebuild the partitions' aggregates from the states after a (re)assignment."""
+        """Rebuild the partitions' aggregates from the states after a (re)assignment.
+
+        False while a rebalance is restoring the states; the callers then keep each
+        state's own entry up to date, and the rebuild that follows sums them.
+        """
         if kpi_gen["built"] == kpi_gen["want"] and set(kpis) == owned_partitions():
             return True
-        if app.in_recovery:
+        if not kpis_settled():
             return False
         owned = owned_partitions()
         by_p: dict[int, list[tuple[str, Any]]] = {p: [] for p in owned}
@@ -271,21 +289,47 @@ def create_app(s: Settings) -> faust.App:
             kp = kpis[p] = PartitionKpis(p, centre.windows.lateness_s * 1000, centre.windows.rolling_minutes)
             kp.rebuild(items, clocks[p].now_ms())
         kpi_gen["built"] = kpi_gen["want"]
+        to_reconcile.update(by_p)
         log.info("KPI aggregates rebuilt for partitions %s from %d interactions", sorted(owned),
                  sum(len(v) for v in by_p.values()))
         return True
 
-    def update_kpis(iid: str, st: sm.State, record: dict[str, Any] | None, f: Any, now: int) -> None:
-        """Replace the interaction's contribution to its partition's figures."""
+    def update_kpis(iid: str, st: sm.State, record: dict[str, Any] | None, f: Any, now: int,
+                    live: bool) -> None:
+        """Replace the interaction's contribution to its partition's figures.
+
+        The state's entry is always brought up to date, so a rebuild sums the truth; the
+        aggregates themselves only when they are ``live`` (not awaiting a rebuild).
+        """
         rec = record or sm.build_record(iid, st, f)
         q = centre.queue(rec["tenant"], rec["queue"])
         entry = entry_of(rec, kpi.contribution(rec, q), sm.waiting_since(f, st))
         old = st.get("k")
         if entry != old:
-            kp = kpis.get(st["p"])
+            kp = kpis.get(st["p"]) if live else None
             if kp is not None:
                 kp.apply(iid, old, entry, now)
             st["k"] = entry
+
+    async def reconcile_stored() -> None:
+        """After a rebuild: zero the stored interval rows it has no interaction for
+        (``PartitionKpis.zero_stored``)."""
+        if not to_reconcile:
+            return
+        parts = sorted(to_reconcile)
+        to_reconcile.clear()
+        since = min(clocks[p].now_ms() for p in parts) - centre.windows.lateness_s * 1000 - INTERVAL_MS
+        res = await writer.read(lambda db: (
+            "SELECT DISTINCT source_partition, tenant, queue, channel, toUnixTimestamp(interval_start) "
+            f"FROM {db}.kpi_interval_parts WHERE source_partition IN ({', '.join(map(str, parts))}) "
+            f"AND interval_start >= toDateTime({max(since, 0) // 1000})"))
+        stored: dict[int, list[Any]] = defaultdict(list)
+        for p, t, q, c, start in res.rows:
+            stored[int(p)].append((t, q, c, int(start) * 1000))
+        for p, keys in stored.items():
+            kp = kpis.get(p)
+            if kp is not None:  # else: revoked meanwhile, and the next rebuild checks again
+                kp.zero_stored(keys, clocks[p].now_ms())
 
     def kpi_rows() -> tuple[Any, Any]:
         """Changed intervals of every partition, and queue settings not yet written."""
@@ -459,6 +503,7 @@ def create_app(s: Settings) -> faust.App:
             key_now[ev.message.key] = pclock.watermark_ms
             by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
         with_kpis = ensure_kpis()
+        await reconcile_stored()
         # No await between reading and writing states: the timer cannot interleave.
         for key, (partition, facts) in by_key.items():
             now = key_now[key]
@@ -469,8 +514,7 @@ def create_app(s: Settings) -> faust.App:
                 f = sm.fold(st)
                 iid = key.decode()
                 record = sm.due_record(iid, st, now, timeout_ms, f)
-                if with_kpis:
-                    update_kpis(iid, st, record, f, now)
+                update_kpis(iid, st, record, f, now, with_kpis)
                 tell_agents(iid, st, f, True)
                 store_state(key, st)
                 if record:
@@ -611,8 +655,7 @@ def create_app(s: Settings) -> faust.App:
             f = sm.fold(st)
             record = sm.due_record(key.decode(), st, now, timeout_ms, f)
             if record:
-                if kpi_gen["built"] == kpi_gen["want"]:
-                    update_kpis(key.decode(), st, record, f, now)
+                update_kpis(key.decode(), st, record, f, now, True)
                 tell_agents(key.decode(), st, f, True)
                 store_state(key, st)
                 emit(key, record, st["p"])
@@ -623,6 +666,7 @@ def create_app(s: Settings) -> faust.App:
         """Rolling windows, contacts waiting now, and intervals changed by timeouts."""
         if not ensure_kpis():
             return
+        await reconcile_stored()
         version = next_version()
         live = []
         for p, kp in kpis.items():
@@ -657,7 +701,7 @@ def create_app(s: Settings) -> faust.App:
     async def agent_figures() -> None:
         """Each agent's time per state in the intervals that changed, and its state now."""
         now = clock.now_ms()
-        if not now or app.in_recovery:
+        if not now or not kpis_settled():
             return
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_agent_events}
         horizon = now - centre.windows.lateness_s * 1000

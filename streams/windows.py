@@ -133,6 +133,20 @@ class PartitionKpis:
         self.late_updates = late
         self.dirty = set(self.intervals)
 
+    def zero_stored(self, stored: Iterable[Key], now_ms: int) -> None:
+        """Intervals stored earlier that no interaction of the rebuilt partition is in now
+        are written again as zeros.
+
+        A rebuild writes only the intervals its interactions are in. A row written before a
+        crash for an interval a contact has since left (a transfer to another queue, an
+        earlier event that moved its offer) would otherwise stay in the sums for good.
+        """
+        horizon = floor(now_ms - self.lateness_ms, INTERVAL_MS)
+        for key in stored:
+            if key[3] >= horizon and key not in self.intervals:
+                self.intervals[key] = kpi.zero()
+                self.dirty.add(key)
+
     def expire(self, now_ms: int) -> None:
         """Forget intervals past the lateness horizon and minutes older than the longest window."""
         ih = floor(now_ms - self.lateness_ms, INTERVAL_MS) - INTERVAL_MS

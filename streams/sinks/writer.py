@@ -46,24 +46,32 @@ class BatchWriter:
         """Store the batch; on failure wait and retry until it is stored."""
         if batch.num_rows == 0:
             return
+        await self._retrying(f"write to {table}", lambda ch: ch.insert(table, batch))
+        self.rows_written[table] = self.rows_written.get(table, 0) + batch.num_rows
+        self.last_write_at = time.time()
+
+    async def read(self, sql: Callable[[str], str]) -> Result:
+        """A query of the pipeline's own tables (``sql`` gets the database name), retried
+        like a write: the caller cannot go on without its answer."""
+        return await self._retrying("read", lambda ch: ch.query(sql(ch.database)))
+
+    async def _retrying(self, what: str, fn: Callable[[ClickHouse], T]) -> T:
         backoff = 0.2
         while True:
             try:
-                await self._run(lambda ch: ch.insert(table, batch))
+                out = await self._run(fn)
             except (ClickHouseUnavailable, ClickHouseError) as e:
                 retry = getattr(e, "retry_after", backoff)
-                self.degraded = f"{table}: {e}"
-                log.warning("ClickHouse write to %s failed (%s); retrying in %.1f s, consumption paused",
-                            table, e, max(retry, backoff))
+                self.degraded = f"{what}: {e}"
+                log.warning("ClickHouse %s failed (%s); retrying in %.1f s, consumption paused",
+                            what, e, max(retry, backoff))
                 await asyncio.sleep(max(retry, backoff))
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             if self.degraded:
                 log.warning("ClickHouse writes recovered")
             self.degraded = None
-            self.rows_written[table] = self.rows_written.get(table, 0) + batch.num_rows
-            self.last_write_at = time.time()
-            return
+            return out
 
     async def query(self, sql: str) -> Result:
         return await self._run(lambda ch: ch.query(sql))

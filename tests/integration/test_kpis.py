@@ -3,6 +3,8 @@ independent count of the simulator's ground truth and against the SQL recomputat
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +17,7 @@ from streams.kpi import COUNT_FIELDS
 from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
-from tests.services import Worker, run_cli, wait_for
+from tests.services import REPO, Worker, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +73,8 @@ def independent_intervals(truth: dict[str, dict[str, Any]]) -> dict[tuple, tuple
     return {k: tuple(v[f] for f in [*COUNT_FIELDS, "max_wait_ms"]) for k, v in out.items()}
 
 
-def stored(worker: Worker, view: str) -> dict[tuple, tuple]:
-    rows = worker.query(f"SELECT {', '.join(COLS)} FROM ccpulse.{view}")
+def stored(worker: Worker, view: str, db: str = "ccpulse") -> dict[tuple, tuple]:
+    rows = worker.query(f"SELECT {', '.join(COLS)} FROM {db}.{view}")
     return {tuple(r[:4]): tuple(r[4:]) for r in rows}
 
 
@@ -96,28 +98,54 @@ def _env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return pipeline_env
 
 
-def _wait_intervals(worker: Worker, expected: dict, view: str = "kpi_intervals_15m") -> None:
+def wait_intervals(worker: Worker, expected: dict, view: str = "kpi_intervals_15m", db: str = "ccpulse") -> None:
     last: dict = {}
 
     def done() -> bool:
         nonlocal last
-        last = stored(worker, view)
+        last = stored(worker, view, db)
         return last == expected
 
     try:
         wait_for(done, 180, f"{view} to equal the independent count", interval=1.0)
     except TimeoutError:
         h = worker.health()
-        sql = stored(worker, "kpi_intervals_15m_sql")
-        raise AssertionError(f"{view}: {_diff(expected, last)}\nSQL view: {_diff(expected, sql)}\n"
+        try:
+            sql = _diff(expected, stored(worker, "kpi_intervals_15m_sql", db))
+        except Exception as e:  # noqa: BLE001 -- a legacy server has no such view
+            sql = f"n/a ({str(e)[:80]})"
+        raise AssertionError(f"{view}: {_diff(expected, last)}\nSQL view: {sql}\n"
                              f"worker: events {h['events']}, states {h['states']}, late {h['late_updates']}, "
                              f"refetched {h['offsets_refetched']}") from None
+
+
+def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], partitions: int = 4) -> tuple:
+    """Store a row the way a worker killed before rewriting it leaves one: a partition's
+    figures for an interval none of that partition's contacts is in (a transferred
+    contact's first queue). Rebuilt aggregates must zero it, or it counts for good."""
+    from kafka.partitioner.default import murmur2
+
+    expected = independent_intervals(truth)
+    for p in range(partitions):
+        mine = independent_intervals({k: r for k, r in truth.items()
+                                      if (murmur2(k.encode()) & 0x7FFFFFFF) % partitions == p})
+        free = sorted(set(expected) - set(mine))
+        if free:
+            t, q, c, start = free[0]
+            break
+    sql = ("INSERT INTO ccpulse.kpi_interval_parts (tenant, queue, channel, interval_start, source_partition, "
+           f"offered, answered, version) VALUES ('{t}', '{q}', '{c}', toDateTime({start // 1000}), {p}, 5, 5, 1)")
+    code = ("import sys; from streams.clickhouse import connect; "
+            "ch = connect(sys.argv[1]); ch.command(sys.argv[2]); ch.close()")
+    subprocess.run([sys.executable, "-c", code, env["CCPULSE_CLICKHOUSE_URL"], sql], cwd=REPO, check=True)
+    return (t, q, c, start)
 
 
 def test_interval_kpis_equal_independent_count_and_sql_across_a_sigkill(
         pipeline_env: dict[str, str], tmp_path: Path, sim: Simulation) -> None:
     env = _env(pipeline_env, tmp_path)
     expected = independent_intervals(sim.truth)
+    plant_stale_row(env, sim.truth)
     messages = [from_event(e) for e in event_time_order(sim)]
     send(env, messages)
     worker = Worker(env, tmp_path / "w1.log").start()
@@ -125,8 +153,8 @@ def test_interval_kpis_equal_independent_count_and_sql_across_a_sigkill(
     worker.kill(signal.SIGKILL)  # aggregates are rebuilt from the recovered states
     worker = Worker(env, tmp_path / "w2.log").start()
     try:
-        _wait_intervals(worker, expected)
-        _wait_intervals(worker, expected, "kpi_intervals_15m_sql")  # once every record is stored
+        wait_intervals(worker, expected)
+        wait_intervals(worker, expected, "kpi_intervals_15m_sql")  # once every record is stored
         # Days in each tenant's time zone are sums of its 15-minute intervals.
         zones = {"acme": ZoneInfo("Europe/London")}
         days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])

@@ -109,3 +109,19 @@ def test_expire_forgets_old_intervals_and_minutes() -> None:
     kp.apply("x", None, [*GROUPS[0], [[NOW - 90 * MINUTE_MS, v], [NOW, v]], None], NOW)
     kp.expire(NOW + 3 * 3600_000)
     assert kp.intervals == {} and kp.minutes == {}
+
+
+def test_a_rebuild_zeroes_stored_intervals_no_interaction_is_in_any_more() -> None:
+    """A contact counted in q1 was transferred to q2 before a crash; the q1 row stored
+    before it stays in the sums unless the rebuilt partition writes it again as zeros."""
+    kp = fresh()
+    v = kpi.zero()
+    v[0] = 1
+    kp.rebuild([("x", [*GROUPS[1], [[NOW, v]], None])], NOW)
+    kp.take_dirty()
+    here = floor(NOW, INTERVAL_MS)
+    stale = ("t", "q1", "voice", here)
+    frozen = ("t", "q1", "voice", floor(NOW - 3 * 3600_000, INTERVAL_MS))  # past lateness: left as stored
+    kp.zero_stored([stale, frozen, ("t", "q2", "chat", here)], NOW)
+    assert kp.take_dirty() == [(stale, kpi.zero())]
+    assert kp.intervals[("t", "q2", "chat", here)] == v  # intervals it has keep their figures

@@ -1,0 +1,67 @@
+"""Faults on real parts: workers joining, crashing and leaving while a stream is processed.
+
+The figures must come out exact anyway: the interval KPIs equal an independent count of
+the simulator's ground truth, and every interaction record is stored once.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from streams.producer import from_event
+from streams.simulate import SimConfig, Simulation, event_time_order, simulate
+from tests.integration.pipeline_helpers import send
+from tests.integration.test_kpis import CENTRE, independent_intervals, wait_intervals
+from tests.services import Worker, free_port, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulation:
+    return simulate(SimConfig(seed=33, interactions=3_000))
+
+
+def _events(workers: list[Worker]) -> int:
+    return sum(w.health()["events"] for w in workers if w.proc and w.proc.poll() is None)
+
+
+def test_two_workers_rebalance_and_crash_and_the_intervals_stay_exact(
+        pipeline_env: dict[str, str], tmp_path: Path, sim: Simulation, clickhouse_server) -> None:
+    """A second worker joins mid-stream (partitions move), is SIGKILLed (they move back
+    after its session times out), then the first is SIGKILLed and restarted."""
+    db = f"faults_{pipeline_env['CCPULSE_APP_ID'].split('-')[-1]}"
+    env = dict(pipeline_env, CCPULSE_CLICKHOUSE_URL=clickhouse_server.url(db))
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text(CENTRE)
+    env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
+    run_cli(env, "setup")
+    run_cli(env, "db", "migrate")
+    expected = independent_intervals(sim.truth)
+    messages = [from_event(e) for e in event_time_order(sim)]
+    cut1, cut2 = len(messages) * 2 // 5, len(messages) * 7 // 10
+    total = len(sim.events)
+    send(env, messages[:cut1])
+
+    a = Worker(env, tmp_path / "a1.log").start()
+    b = Worker(dict(env, CCPULSE_WEB_PORT=str(free_port())), tmp_path / "b.log")
+    try:
+        wait_for(lambda: _events([a]) >= total // 5, 120, "a fifth processed by one worker", interval=0.05)
+        b.start(wait_ready=False)
+        wait_for(lambda: b.ready(), 90, "the second worker assigned its partitions", interval=0.1)
+        send(env, messages[cut1:cut2])
+        wait_for(lambda: b.health()["events"] >= total // 20, 120, "the second worker processing", interval=0.05)
+        b.kill(signal.SIGKILL)  # its partitions go back to the first one after its session times out
+        send(env, messages[cut2:])
+        wait_for(lambda: a.health()["events"] >= total * 4 // 5, 120, "the first worker taking over",
+                 interval=0.05)
+        a.kill(signal.SIGKILL)
+        a = Worker(env, tmp_path / "a2.log").start()
+        wait_intervals(a, expected, db=db)
+        (n,) = a.query(f"SELECT count() FROM {db}.interactions FINAL")[0]
+        assert n == len(sim.truth)
+    finally:
+        a.stop()
+        b.stop()
