@@ -66,6 +66,28 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_access(args: argparse.Namespace) -> int:
+    from urllib.parse import urlparse
+
+    from streams.access import Password, users_xml
+    from streams.centre import load_centre
+
+    s = _settings(args)
+    tenants = sorted(set(load_centre(s.centre_config).tenants) | set(args.tenant or []))
+    path = urlparse(s.clickhouse_url).path.strip("/")
+    database = path if s.clickhouse_url.startswith("clickhouse://") and path else s.clickhouse_database
+    xml = users_xml(database, tenants, reader=args.reader, reader_password=Password(env=args.reader_env))
+    if args.out:
+        Path(args.out).write_text(xml)
+        print(f"wrote {args.out}: read-only user {args.reader!r} (password from ${args.reader_env}) and "
+              f"{len(tenants)} client users ({', '.join(tenants) or 'none: name tenants in the centre file or --tenant'}); "
+              "copy it to the server's users.d/ (ClickHouse 19.x or later for the tenant row filters)",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(xml)
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from streams import devstack
 
@@ -303,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     db = add("db", lambda a: 0, "ClickHouse schema")
     dbs = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     dbs.add_parser("migrate", help="apply pending SQL migrations").set_defaults(fn=cmd_db_migrate)
+    acc = dbs.add_parser("access", help="users.d file: a read-only user and one user per client tenant "
+                                        "that sees only its own rows")
+    acc.set_defaults(fn=cmd_db_access)
+    acc.add_argument("--tenant", action="append", help="a client tenant (besides those of the centre file)")
+    acc.add_argument("--reader", default="grafana", help="the read-only user of Grafana and the data team")
+    acc.add_argument("--reader-env", default="CLICKHOUSE_GRAFANA_PASSWORD",
+                     help="environment variable the server reads that user's password from")
+    acc.add_argument("--out", help="write here instead of standard output")
+    from streams.grafana.cli import configure as configure_grafana
+
+    configure_grafana(add("grafana", lambda a: 0, "Grafana: build dashboards and alert rules, publish them"))
     dev = add("dev", cmd_dev, "the local Kafka-protocol broker (development and CI)")
     dev.add_argument("action", choices=["up", "down", "status"])
     add("worker", cmd_worker, "run a faust worker")

@@ -141,7 +141,10 @@ class NativeClickHouse:
         self._lock = threading.Lock()
         version = self._call(lambda c: c.execute("SELECT version()"))[0][0]
         self.dialect = _dialect_of(version)
-        self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        # Only when missing: a read-only user (streams/access.py) may not run DDL at all.
+        if not self._call(lambda c: c.execute("SELECT count() FROM system.databases WHERE name = %(d)s",
+                                              {"d": database}))[0][0]:
+            self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
 
     def _call(self, fn: Any) -> Any:
         from clickhouse_driver import errors

@@ -32,9 +32,8 @@ def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clic
     srv.stop()
 
 
-@pytest.fixture
-def pipeline_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
-    """Environment for ccpulse subprocesses: this test's own topics, group, state and chdb."""
+def make_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
+    """Environment for ccpulse subprocesses: their own topics, group, state and chdb."""
     n = next(_counter)
     tag = f"t{os.getpid()}x{n}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
@@ -59,3 +58,9 @@ def pipeline_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+@pytest.fixture
+def pipeline_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
+    """Environment for ccpulse subprocesses: this test's own topics, group, state and chdb."""
+    return make_env(tmp_path, broker)

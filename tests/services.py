@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,10 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 120, check: bool =
     return p
 
 
+class QueryError(Exception):
+    """ClickHouse refused a query sent through the worker's /sql endpoint."""
+
+
 @dataclass
 class Worker:
     """``ccpulse worker`` as a real process, killable with any signal."""
@@ -187,8 +192,11 @@ class Worker:
     def query(self, sql: str) -> list[tuple]:
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/sql", data=json.dumps({"sql": sql}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return [tuple(x) for x in json.loads(r.read())["rows"]]
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return [tuple(x) for x in json.loads(r.read())["rows"]]
+        except urllib.error.HTTPError as e:
+            raise QueryError(f"{e.read().decode(errors='replace')[:2000]}\nquery: {sql}") from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

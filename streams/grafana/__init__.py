@@ -1,0 +1,1 @@
+"""Everything a person looks at in Grafana: dashboards as code, alert rules, publishing."""
