@@ -4,6 +4,7 @@ Pure: the faust agent routes rejections to the dead-letter topic and keeps going
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,11 @@ from schemas.events import (
 
 #: Largest message accepted; anything bigger is a producer bug, not a contact.
 MAX_MESSAGE_BYTES = 64 * 1024
+#: Event times outside [1990, now + 1 day] are a producer's clock or encoding bug (0 = 1970,
+#: seconds read as ms...). One such event would move its partition's event clock and make
+#: every other contact late or timed out, so it is rejected. Old logs (1999) still replay.
+MIN_TS_MS = 631_152_000_000  # 1990-01-01T00:00:00Z
+MAX_FUTURE_MS = 86_400_000
 
 TopicKind = Literal["events", "agent_events"]
 
@@ -53,8 +59,9 @@ def _reason(e: ValidationError) -> Rejected:
     return Rejected(reason, f"{field or 'message'}: {first['msg']}{more}")
 
 
-def validate(value: bytes | None, key: bytes | None, kind: TopicKind) -> Event | Rejected:
-    """Parse and check one message read from a raw-events topic of the given kind."""
+def validate(value: bytes | None, key: bytes | None, kind: TopicKind, now_ms: int | None = None) -> Event | Rejected:
+    """Parse and check one message read from a raw-events topic of the given kind
+    (``now_ms``: wall-clock time, for the future-timestamp check)."""
     if value is None:
         return Rejected("empty_message", "message has no value (tombstone?)")
     if len(value) > MAX_MESSAGE_BYTES:
@@ -65,6 +72,11 @@ def validate(value: bytes | None, key: bytes | None, kind: TopicKind) -> Event |
         if e.errors()[0]["type"] in ("json_invalid", "json_type") and not _is_utf8(value):
             return Rejected("invalid_utf8", "message is not UTF-8")
         return _reason(e)
+    if event.ts_ms < MIN_TS_MS:
+        return Rejected("timestamp_too_old", f"ts {event.ts.isoformat()} is before 1990: a producer clock or encoding bug")
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if event.ts_ms > now + MAX_FUTURE_MS:
+        return Rejected("timestamp_in_future", f"ts {event.ts.isoformat()} is more than a day ahead of this worker's clock")
     if kind == "events":
         if event.type not in INTERACTION_EVENT_TYPES:
             return Rejected("wrong_topic", f"{event.type} belongs on the agent-events topic")

@@ -56,6 +56,10 @@ def test_bad_messages_go_to_dead_letters_and_good_ones_still_count(pipeline_env:
             Outgoing("events", b"x", json.dumps({**ok, "priority": -1}).encode()),
             Outgoing("events", b"wrong-key", json.dumps(ok).encode()),
             Outgoing("agent_events", b"a1", json.dumps(ok).encode()),
+            Outgoing("events", b"x", json.dumps({**ok, "ts": "1970-01-01T00:00:00Z"}).encode()),
+            Outgoing("events", b"x", json.dumps({**ok, "ts": "2999-01-01T00:00:00Z"}).encode()),
+            Outgoing("events", b"x", json.dumps({**ok, "note": "x" * 70_000}).encode()),
+            Outgoing("events", b"x", json.dumps({**ok, "mood": "happy"}).encode()),
         ]
         mixed = good[:10] + bad + good[10:]
         send(pipeline_env, mixed)
@@ -65,7 +69,10 @@ def test_bad_messages_go_to_dead_letters_and_good_ones_still_count(pipeline_env:
                  "good interactions stored")
         reasons = sorted(r[0] for r in worker.query("SELECT reason FROM ccpulse.dead_letters FINAL"))
         assert reasons == sorted(["invalid_json", "invalid_utf8", "unknown_type", "missing_field",
-                                  "invalid_value", "key_mismatch", "wrong_topic"])
+                                  "invalid_value", "key_mismatch", "wrong_topic", "timestamp_too_old",
+                                  "timestamp_in_future", "too_large", "unknown_field"])
+        by_reason = dict(worker.query("SELECT reason, sum(messages) FROM ccpulse.dead_letters_by_reason GROUP BY reason"))
+        assert by_reason == {r: 1 for r in reasons}
         payloads = {bytes.fromhex(r[0]) for r in worker.query("SELECT hex(payload) FROM ccpulse.dead_letters FINAL")}
         assert payloads == {m.value for m in bad}
         rows = worker.query("SELECT interaction_id, wait_ms, talk_ms, acw_ms FROM ccpulse.interactions FINAL "

@@ -5,7 +5,10 @@ import json
 
 import pytest
 
-from streams.validate import MAX_MESSAGE_BYTES, Rejected, validate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.validate import MAX_FUTURE_MS, MAX_MESSAGE_BYTES, MIN_TS_MS, Rejected, validate
 
 OK = {"type": "csat", "event_id": "e", "ts": "2026-01-01T00:00:00Z", "tenant": "t", "interaction_id": "i",
       "channel": "voice", "score": 3}
@@ -32,6 +35,12 @@ def j(d: dict) -> bytes:
      b"a", "wrong_topic"),
     (None, b"i", "empty_message"),
     (b"{" + b" " * MAX_MESSAGE_BYTES + b"}", b"i", "too_large"),
+    (j({**OK, "ts": "1970-01-01T00:00:00Z"}), b"i", "timestamp_too_old"),
+    (j({**OK, "ts": "2999-01-01T00:00:00Z"}), b"i", "timestamp_in_future"),
+    (j({**OK, "ts": "1e99"}), b"i", "invalid_value"),
+    (j({**OK, "tenant": "a b"}), b"i", "invalid_value"),
+    (j({**OK, "event_id": "x" * 129}), b"i", "invalid_value"),
+    (j({**OK, "score": "five"}), b"i", "invalid_value"),
 ])
 def test_rejection_reasons(value: bytes | None, key: bytes | None, reason: str) -> None:
     out = validate(value, key, "events")
@@ -49,3 +58,43 @@ def test_agent_events_keyed_by_agent() -> None:
          "agent_id": "a7", "reason": "lunch"}
     assert not isinstance(validate(j(d), b"a7", "agent_events"), Rejected)
     assert validate(j(OK), b"i", "agent_events").reason == "wrong_topic"  # type: ignore[union-attr]
+
+
+def test_timestamp_bounds_are_inclusive_and_old_logs_still_replay() -> None:
+    now = 1_800_000_000_000
+    for ts, ok in [("1990-01-01T00:00:00Z", True), ("1989-12-31T23:59:59.999Z", False),
+                   ("1999-01-03T09:15:00+02:00", True)]:
+        assert (not isinstance(validate(j({**OK, "ts": ts}), b"i", "events", now), Rejected)) == ok, ts
+    assert MIN_TS_MS == 631_152_000_000
+
+    def iso(ms: int) -> str:
+        from datetime import datetime, timezone
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+    assert not isinstance(validate(j({**OK, "ts": iso(now + MAX_FUTURE_MS)}), b"i", "events", now), Rejected)
+    late = validate(j({**OK, "ts": iso(now + MAX_FUTURE_MS + 1)}), b"i", "events", now)
+    assert isinstance(late, Rejected) and late.reason == "timestamp_in_future"
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+                     max_leaves=20)
+_fields = st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["offered", "answered", "abandoned", "ended", "wrapup_ended", "csat", "hold_started",
+                             "agent_ready", "teleported"]) | st.text(max_size=8),
+    "event_id": st.text(max_size=10), "ts": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01", "x"]) | _json,
+    "tenant": st.text(max_size=6) | _json, "interaction_id": st.just("i") | _json,
+    "channel": st.sampled_from(["voice", "chat", "sms"]) | _json, "queue": st.text(max_size=5) | _json,
+    "agent_id": st.text(max_size=5) | _json, "score": st.integers(-3, 9) | _json, "extra": _json,
+})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=200), _fields.map(j), _json.map(lambda v: json.dumps(v).encode())),
+       st.one_of(st.none(), st.just(b"i"), st.binary(max_size=8)), st.sampled_from(["events", "agent_events"]))
+def test_any_bytes_give_an_event_or_a_reason_never_an_exception(value: bytes, key: bytes | None, kind: str) -> None:
+    out = validate(value, key, kind)  # type: ignore[arg-type]
+    if isinstance(out, Rejected):
+        assert out.reason and out.reason.isidentifier() and out.error
+    else:
+        assert key == (out.interaction_id if kind == "events" else out.agent_id).encode()  # type: ignore[union-attr]
