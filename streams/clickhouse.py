@@ -7,6 +7,7 @@ Both take columnar batches as pyarrow arrays: chdb inserts them zero-copy throug
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -133,6 +134,9 @@ class NativeClickHouse:
     def __init__(self, host: str, port: int, user: str, password: str, database: str, url: str) -> None:
         from clickhouse_driver import Client
 
+        # The driver logs each failed connect with a traceback; ClickHouseUnavailable below says
+        # it once, in words, and the writer retries (a 30 s outage printed 36 tracebacks).
+        logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
         self.url, self.database = url, database
         self._where = f"{host}:{port}"
         self._client = Client(host=host, port=port, user=user, password=password,

@@ -6,6 +6,7 @@ the simulator's ground truth, and every interaction record is stored once.
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
 from tests.integration.test_kpis import CENTRE, independent_intervals, wait_intervals
-from tests.services import Worker, free_port, run_cli, wait_for
+from tests.services import ClickHouseServer, Worker, free_port, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +66,56 @@ def test_two_workers_rebalance_and_crash_and_the_intervals_stay_exact(
     finally:
         a.stop()
         b.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_clickhouse_down_for_30_s_pauses_then_everything_lands_exactly_once(
+        pipeline_env: dict[str, str], tmp_path: Path) -> None:
+    """The server goes away mid-run: the worker reports degraded, holds its offsets (bounded
+    memory, no crash loop) and, once the server is back, stores every record and interval
+    exactly once."""
+    if not ClickHouseServer.binary():
+        pytest.skip("clickhouse-server not installed (apt-get install clickhouse-server)")
+    server = ClickHouseServer(tmp_path / "clickhouse").start()  # its own: this test stops it
+    small = simulate(SimConfig(seed=44, interactions=1_500))
+    env = dict(pipeline_env, CCPULSE_CLICKHOUSE_URL=server.url("ccpulse"))
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text(CENTRE)
+    env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
+    run_cli(env, "setup")
+    run_cli(env, "db", "migrate")
+    messages = [from_event(e) for e in event_time_order(small)]
+    half = len(messages) // 2
+    send(env, messages[:half])
+    worker = Worker(env, tmp_path / "w.log").start()
+    try:
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.interactions FINAL")[0][0] > 100, 120,
+                 "some records stored", interval=0.2)
+        server.stop()
+        down_at = time.monotonic()
+        send(env, messages[half:])
+        wait_for(lambda: worker.health()["degraded"], 60, "the worker to report ClickHouse down", interval=0.2)
+        rss = []
+        while time.monotonic() - down_at < 30:
+            h = worker.health()  # raises if the worker died
+            assert h["status"] == "degraded", h
+            rss.append(_rss_mb(worker.proc.pid))
+            time.sleep(1)
+        assert max(rss) - rss[0] < 100, f"RSS grew from {rss[0]:.0f} to {max(rss):.0f} MB while ClickHouse was down"
+        server.start()
+        expected = independent_intervals(small.truth)
+        wait_intervals(worker, expected)
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == len(small.truth),
+                 120, "every record stored")
+        assert worker.query("SELECT count() FROM ccpulse.interactions")[0][0] >= len(small.truth)
+        assert worker.health()["status"] == "ok"
+        assert "Traceback" not in (tmp_path / "w.log").read_text()
+    finally:
+        worker.stop()
+        server.stop()
