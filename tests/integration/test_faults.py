@@ -5,12 +5,14 @@ the simulator's ground truth, and every interaction record is stored once.
 """
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from streams.clickhouse import connect
 from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
@@ -119,3 +121,42 @@ def test_clickhouse_down_for_30_s_pauses_then_everything_lands_exactly_once(
     finally:
         worker.stop()
         server.stop()
+
+
+def test_a_batch_whose_second_table_fails_is_stored_whole_once_it_can_be(
+        pipeline_env: dict[str, str], tmp_path: Path, clickhouse_server) -> None:
+    """A batch's raw events are stored, then its interval rows fail (the table is renamed
+    away for a few seconds): the worker retries the failed part without acking, and the
+    figures come out exact, with nothing stored twice in the views."""
+    db = f"halfway_{pipeline_env['CCPULSE_APP_ID'].split('-')[-1]}"
+    small = simulate(SimConfig(seed=45, interactions=1_000))
+    env = dict(pipeline_env, CCPULSE_CLICKHOUSE_URL=clickhouse_server.url(db))
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text(CENTRE)
+    env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
+    run_cli(env, "setup")
+    run_cli(env, "db", "migrate")
+    admin = connect(clickhouse_server.url(db))
+    worker = Worker(env, tmp_path / "w.log").start()
+    try:
+        messages = [from_event(e) for e in event_time_order(small)]
+        send(env, messages[: len(messages) // 3])
+        wait_for(lambda: worker.query(f"SELECT count() FROM {db}.raw_events")[0][0] > 0, 60, "first rows")
+        admin.command(f"RENAME TABLE {db}.kpi_interval_parts TO {db}.kpi_interval_parts_away")
+        raw_before = admin.query(f"SELECT count() FROM {db}.raw_events").rows[0][0]
+        send(env, messages[len(messages) // 3:])
+        wait_for(lambda: worker.health()["degraded"], 60, "the failing interval writes to show", interval=0.2)
+        # Raw events of the failing batch went in before its interval rows failed.
+        wait_for(lambda: admin.query(f"SELECT count() FROM {db}.raw_events").rows[0][0] > raw_before, 30,
+                 "the batch's first table written")
+        time.sleep(3)
+        admin.command(f"RENAME TABLE {db}.kpi_interval_parts_away TO {db}.kpi_interval_parts")
+        wait_intervals(worker, independent_intervals(small.truth), db=db)
+        (n,) = admin.query(f"SELECT count() FROM {db}.interactions FINAL").rows[0]
+        assert n == len(small.truth)
+        (raw_distinct,) = admin.query(f"SELECT uniqExact(event_id) FROM {db}.raw_events").rows[0]
+        assert raw_distinct == len({json.loads(m.value)["event_id"] for m in messages})
+        assert worker.health()["status"] == "ok"
+    finally:
+        worker.stop()
+        admin.close()
