@@ -35,11 +35,13 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "clickhouse.yaml"
 DASHBOARD_PROVIDERS = ROOT / "grafana" / "provisioning" / "dashboards" / "ccpulse.yaml"
+CONTACT_POINTS = ROOT / "grafana" / "provisioning" / "alerting" / "contact-points.yaml"
 
 EXPECTED_SERVICES = {"kafka", "clickhouse", "setup", "worker", "simulator", "grafana"}
 APP_SERVICES = {"setup", "worker", "simulator"}
 DATASOURCE_UID = "ccpulse-clickhouse"
 DATASOURCE_TYPE = "grafana-clickhouse-datasource"
+GRAFANA_DB_USER = "grafana"  # the read-only ClickHouse user the datasource connects as
 
 
 @pytest.fixture(autouse=True)
@@ -393,6 +395,35 @@ def clickhouse_problems(compose: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def env_default_problems(compose: Mapping[str, Any], var: str, what: str) -> list[str]:
+    """Grafana gets ``var`` (with a default, so a fresh machine works), and every other service
+    that names the same variable (e.g. where the ClickHouse user is created) has the same default."""
+    genv = environment(compose["services"]["grafana"])
+    if var not in genv:
+        return [f"grafana's environment does not set {var} ({what})"]
+    value, complete = interpolate(genv[var])
+    if not complete or not value:
+        return [f"grafana's {var} ({what}) has no default: write ${{{var}:-...}}"]
+    problems = []
+    for name, svc in compose["services"].items():
+        for key, raw in environment(svc).items():
+            for default in re.findall(r"\$\{" + var + r":?-([^}]*)\}", raw):
+                if name != "grafana" and default != value:
+                    problems.append(f"{name}: {key} defaults {var} to {default!r}, grafana to {value!r}")
+    return problems
+
+
+def alerting_problems(compose: Mapping[str, Any], contact_points: Mapping[str, Any]) -> list[str]:
+    """Every ``$VAR`` of the alerting contact points is in grafana's environment, with a default."""
+    problems = []
+    for cp in contact_points.get("contactPoints") or []:
+        for r in cp.get("receivers") or []:
+            for key, raw in (r.get("settings") or {}).items():
+                for var in re.findall(r"\$\{?(\w+)\}?", str(raw)):
+                    problems += env_default_problems(compose, var, f"contact point {cp.get('name')} {key}")
+    return problems
+
+
 def grafana_problems(compose: Mapping[str, Any], datasources: Mapping[str, Any],
                      providers: Mapping[str, Any]) -> list[str]:
     problems, services = [], compose["services"]
@@ -414,14 +445,14 @@ def grafana_problems(compose: Mapping[str, Any], datasources: Mapping[str, Any],
     if where != (url.get("host"), url.get("port"), url.get("db")):
         problems.append(f"datasource {jd.get('host')}:{jd.get('port')}/{jd.get('defaultDatabase')} is not where the "
                         f"worker writes ({url.get('host')}:{url.get('port')}/{url.get('db')})")
-    if jd.get("username") != chenv.get("CLICKHOUSE_USER"):
-        problems.append(f"datasource username {jd.get('username')} is not CLICKHOUSE_USER "
-                        f"{chenv.get('CLICKHOUSE_USER')}")
+    if jd.get("username") != GRAFANA_DB_USER or jd.get("username") == chenv.get("CLICKHOUSE_USER"):
+        problems.append(f"datasource username {jd.get('username')} is not the read-only ClickHouse user "
+                        f"{GRAFANA_DB_USER} (Grafana runs any SQL a dashboard holds: never the writer)")
     m = re.fullmatch(r"\$\{?(\w+)\}?", str(secure.get("password", "")))
     if not m:
         problems.append("datasource password is not an environment reference ($VAR) in secureJsonData")
-    elif genv.get(m.group(1)) != chenv.get("CLICKHOUSE_PASSWORD"):
-        problems.append(f"grafana's {m.group(1)} is not the ClickHouse server's password")
+    else:
+        problems += env_default_problems(compose, m.group(1), "the datasource password")
     targets = {src.rstrip("/"): target for kind, src, target in mounts(grafana) if kind == "bind"}
     if targets.get("./grafana/provisioning") != "/etc/grafana/provisioning":
         problems.append("./grafana/provisioning is not mounted at /etc/grafana/provisioning")
@@ -501,6 +532,13 @@ def test_grafana_provisioning(compose: dict[str, Any]) -> None:
     assert (ROOT / "grafana" / "dashboards" / "README.md").exists()
 
 
+def test_grafana_alerting_contact_point_is_configured(compose: dict[str, Any]) -> None:
+    cps = _yaml(CONTACT_POINTS)
+    assert cps["apiVersion"] == 1 and alerting_problems(compose, cps) == []
+    url = cps["contactPoints"][0]["receivers"][0]["settings"]["url"]
+    assert url == "$GRAFANA_ALERT_WEBHOOK_URL"  # a secret: from the environment, never committed
+
+
 def test_dockerfile(image: Image, pyproject: dict[str, Any]) -> None:
     assert image.base == "python:3.11-slim-bookworm"
     assert image.entrypoint == ["ccpulse"] and image.cmd == ["worker"]
@@ -577,10 +615,21 @@ def test_grafana_check_catches_drift(compose: dict[str, Any]) -> None:
                    lambda d, p: d["datasources"][0]["jsonData"].update(defaultDatabase="default"),
                    lambda d, p: d["datasources"][0]["jsonData"].update(port=8123),
                    lambda d, p: d["datasources"][0]["secureJsonData"].update(password="ccpulse"),
+                   lambda d, p: d["datasources"][0]["jsonData"].update(username="ccpulse"),  # the writer
+                   lambda d, p: d["datasources"][0]["secureJsonData"].update(password="$NOT_IN_GRAFANA_ENV"),
                    lambda d, p: p["providers"][0]["options"].update(path="/etc/grafana/dashboards")):
         d, p = copy.deepcopy(ds), copy.deepcopy(providers)
         mutate(d, p)
         assert grafana_problems(compose, d, p)
+    var = ds["datasources"][0]["secureJsonData"]["password"].lstrip("$")
+    for svc, value in [("grafana", "${%s}" % var), ("clickhouse", "${%s:-other}" % var)]:
+        broken = copy.deepcopy(compose)  # no default; another service creating the user differently
+        broken["services"][svc]["environment"][var] = value
+        assert grafana_problems(broken, ds, providers), (svc, value)
+    cps = _yaml(CONTACT_POINTS)
+    broken = copy.deepcopy(compose)
+    del broken["services"]["grafana"]["environment"]["GRAFANA_ALERT_WEBHOOK_URL"]
+    assert alerting_problems(broken, cps)
 
 
 def test_dockerfile_check_catches_missing_copies_and_root(image: Image, pyproject: dict[str, Any]) -> None:
@@ -592,3 +641,24 @@ def test_dockerfile_check_catches_missing_copies_and_root(image: Image, pyprojec
         assert old in text, old
         assert dockerfile_problems(parse_dockerfile(text.replace(old, new)), pyproject), (old, new)
     assert dockerfile_problems(image, pyproject, "sql/\n")  # copied but left out of the build context
+
+
+def test_clickhouse_access_file_is_mounted_current_and_its_passwords_are_set(compose: dict[str, Any]) -> None:
+    """The users.d file the ClickHouse container reads is what `ccpulse db access` writes for
+    the simulated tenants, and every password it reads from the environment has a value
+    there: an unset variable would leave a user with an empty password."""
+    import re
+
+    from streams.access import users_xml
+
+    ch = compose["services"]["clickhouse"]
+    src = ROOT / "clickhouse" / "users.d" / "ccpulse-access.xml"
+    assert [k for k, _, t in mounts(ch) if t == "/etc/clickhouse-server/users.d/ccpulse-access.xml"] == ["bind"]
+    assert src.read_text() == users_xml("ccpulse", ["acme", "globex", "initech"]), \
+        "regenerate: ccpulse db access --tenant acme --tenant globex --tenant initech --out " + str(src)
+    env = environment(ch)
+    for var in re.findall(r'from_env="([^"]+)"', src.read_text()):
+        value, complete = interpolate(env.get(var, ""))
+        assert var in env and complete and value, f"{var} must be set, with a default, in the clickhouse service"
+    grafana_env = environment(compose["services"]["grafana"])
+    assert interpolate(grafana_env["CLICKHOUSE_GRAFANA_PASSWORD"])[0] == interpolate(env["CLICKHOUSE_GRAFANA_PASSWORD"])[0]
