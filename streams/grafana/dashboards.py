@@ -1,0 +1,516 @@
+"""The ccpulse dashboards, generated from code into grafana/dashboards/*.json.
+
+Seven boards, one audience each: the live wallboard, interval history, channel mix,
+agents for supervisors, an agent's own figures, the client report and alerts. Every query
+reads the views of sql/migrations (ccpulse database, named explicitly) through the
+ClickHouse plugin, with its macros ($__timeFilter, $__conditionalAll ...) and chained
+variables tenant -> queue -> channel / agent. Live panels read the latest snapshot the
+stream stored (event time), never ClickHouse's wall-clock now(), so a replayed day shows
+on the wallboard exactly as a live one does.
+
+Regenerate the committed JSON after a change: ``ccpulse grafana build`` (or
+``python -c "from pathlib import Path; from streams.grafana.dashboards import write_all;
+write_all(Path('grafana/dashboards'))"``); tests/test_dashboards.py fails on drift.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streams.grafana.panels import (
+    DATASOURCE,
+    Json,
+    annotation,
+    bargauge,
+    custom_variable,
+    dashboard,
+    field_config,
+    layout,
+    override_color,
+    query_variable,
+    rows_to_fields,
+    stat,
+    state_timeline,
+    table,
+    target,
+    thresholds,
+    timeseries,
+    value_colors,
+)
+
+__all__ = ["DATASOURCE", "build_all", "write_all"]
+
+DB = "ccpulse"
+
+# --- filters: single-valued variables compare with '=', multi-valued ones with IN and
+# $__conditionalAll, which the plugin turns into 1=1 when "All" is selected.
+TENANT = "tenant = ${tenant:singlequote}"
+QUEUES = "$__conditionalAll(queue IN (${queue:singlequote}), $queue)"
+CHANNELS = "$__conditionalAll(channel IN (${channel:singlequote}), $channel)"
+AGENTS = "$__conditionalAll(agent_id IN (${agent:singlequote}), $agent)"
+#: Agents of the selected queues (their last login's queues), also when agent is "All".
+AGENTS_OF_QUEUES = (f"agent_id IN (SELECT agent_id FROM {DB}.agent_live FINAL WHERE {TENANT} "
+                    "AND $__conditionalAll(hasAny(queues, [${queue:singlequote}]), $queue))")
+
+
+def sl_by_variant(variant: str) -> str:
+    """Service level of summed counts by the queue's own formula (kpi-definitions.md);
+    ``variant`` is an expression of the queue's sl_variant. No contacts: NULL."""
+    return (f"multiIf({variant} = 'ignore_abandons', sum(answered_in_sl) / nullIf(sum(answered), 0), "
+            f"{variant} = 'abandons_within_t_ok', (sum(answered_in_sl) + sum(abandoned_in_sl)) "
+            "/ nullIf(sum(answered) + sum(abandoned), 0), "
+            f"{variant} = 'abandons_within_t_ignored', sum(answered_in_sl) "
+            "/ nullIf(sum(answered) + sum(abandoned) - sum(abandoned_in_sl), 0), "
+            "sum(answered_in_sl) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0))")
+
+
+ABANDON_RATE = "(sum(abandoned) - sum(short_abandons)) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0)"
+AHT = "(sum(talk_ms) + sum(hold_ms) + sum(acw_ms)) / 1000 / nullIf(sum(handled), 0)"
+#: interval_kpis carries ASA per row; weighting by answered gives the ASA of the sum.
+ASA = "sum(ifNull(asa_s, 0) * answered) / nullIf(sum(answered), 0)"
+STEP = "toStartOfInterval(interval_start, INTERVAL ${step} minute)"
+
+STATE_COLORS = {"ready": "green", "busy": "blue", "acw": "purple", "not_ready": "orange", "logged_out": "text"}
+SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}
+STATUS_COLORS = {"firing": "red", "resolved": "green"}
+PERCENT = {"unit": "percentunit", "decimals": 1}
+
+
+# --- variables ----------------------------------------------------------------------------
+
+def tenant_var(*, multi: bool = False) -> Json:
+    return query_variable("tenant", "Tenant", f"SELECT DISTINCT tenant FROM {DB}.queue_settings FINAL ORDER BY tenant",
+                          multi=multi, include_all=multi)
+
+
+def queue_var() -> Json:
+    return query_variable("queue", "Queue", f"SELECT DISTINCT queue FROM {DB}.queue_settings FINAL "
+                          f"WHERE {TENANT} AND queue != '' ORDER BY queue", multi=True, include_all=True)
+
+
+def channel_var() -> Json:
+    return query_variable("channel", "Channel", f"SELECT DISTINCT channel FROM {DB}.kpi_interval_parts "
+                          f"WHERE {TENANT} AND {QUEUES} ORDER BY channel", multi=True, include_all=True)
+
+
+def agent_var(*, multi: bool) -> Json:
+    """Supervisors pick any agents of the chosen queues; an agent's own board takes one."""
+    where = f"{TENANT} AND $__conditionalAll(hasAny(queues, [${{queue:singlequote}}]), $queue)" if multi else TENANT
+    return query_variable("agent", "Agent", f"SELECT DISTINCT agent_id FROM {DB}.agent_live FINAL "
+                          f"WHERE {where} ORDER BY agent_id", multi=multi, include_all=multi)
+
+
+def step_var(default: str = "15", hour: bool = False) -> Json:
+    choices = [("15 minutes", "15"), ("30 minutes", "30")] + ([("1 hour", "60")] if hour else [])
+    return custom_variable("step", "Interval", choices, default)
+
+
+# --- 1. live wallboard ------------------------------------------------------------------
+
+def _live(select: str, group: str = "queue") -> str:
+    """Live figures of the chosen window, per queue; the latest snapshot is all kpi_live holds."""
+    return (f"SELECT {select} FROM {DB}.kpi_live AS k "
+            f"LEFT JOIN (SELECT queue, toString(sl_variant) AS variant, sl_goal AS goal, sl_threshold_s AS t "
+            f"FROM {DB}.queue_settings FINAL WHERE {TENANT}) AS s ON s.queue = k.queue "
+            f"WHERE k.tenant = ${{tenant:singlequote}} AND k.window_minutes = ${{window}} AND k.queue != '' "
+            f"AND $__conditionalAll(k.queue IN (${{queue:singlequote}}), $queue) "
+            f"AND $__conditionalAll(k.channel IN (${{channel:singlequote}}), $channel) "
+            f"GROUP BY {group} ORDER BY {group}")
+
+
+def wallboard() -> Json:
+    sl_now = stat(
+        "Service level now vs goal",
+        "Service level of the rolling window, per queue, by the queue's own SL formula; red below the "
+        "queue's goal, green at or above it (goal and formula from the centre file).",
+        [target(_live(f"k.queue AS queue, {sl_by_variant('any(s.variant)')} AS service_level, "
+                      "0 AS below_goal, any(s.goal) AS goal"))],
+        fieldconfig=field_config(**PERCENT, min_=0, max_=1, steps=thresholds("red"), color_mode="thresholds"),
+        transformations=[rows_to_fields("queue", "service_level", ("below_goal", "red"), ("goal", "green"))],
+        text_size=60)
+    waiting = stat(
+        "Waiting now", "Contacts in queue at the latest snapshot, per queue.",
+        [target(_live("k.queue AS queue, sum(k.waiting) AS waiting"))],
+        fieldconfig=field_config(unit="none", decimals=0, steps=thresholds("blue"), color_mode="thresholds"),
+        transformations=[rows_to_fields("queue", "waiting")], color_mode="value")
+    oldest = stat(
+        "Oldest wait", "How long the longest-waiting contact has queued, per queue; red once it is past "
+        "the queue's SL threshold T (it will count against service level).",
+        [target(_live("k.queue AS queue, max(k.oldest_waiting_s) AS oldest_wait_s, 0 AS within_t, "
+                      "any(s.t) AS past_t"))],
+        fieldconfig=field_config(unit="s", decimals=0, steps=thresholds("green"), color_mode="thresholds"),
+        transformations=[rows_to_fields("queue", "oldest_wait_s", ("within_t", "green"), ("past_t", "red"))])
+    abandon = stat(
+        "Abandon rate", "(Abandoned - short abandons) / (answered + abandoned - short abandons) in the "
+        "rolling window, per queue; misdials excluded.",
+        [target(_live(f"k.queue AS queue, {ABANDON_RATE} AS abandon_rate"))],
+        fieldconfig=field_config(**PERCENT, steps=thresholds("green", (0.05, "orange"), (0.1, "red")),
+                                 color_mode="thresholds"),
+        transformations=[rows_to_fields("queue", "abandon_rate")])
+    agents = stat(
+        "Agents by state", "Agents logged in to the selected queues, by state now.",
+        [target(f"SELECT state, count() AS agents FROM {DB}.agents_now WHERE {TENANT} AND state != 'logged_out' "
+                "AND $__conditionalAll(hasAny(queues, [${queue:singlequote}]), $queue) GROUP BY state ORDER BY state")],
+        fieldconfig=field_config(unit="none", decimals=0, color_mode="fixed",
+                                 overrides=[override_color(s, c) for s, c in STATE_COLORS.items()]),
+        transformations=[rows_to_fields("state", "agents")])
+    window = custom_variable("window", "Window", [("last 5 minutes", "5"), ("last 15 minutes", "15"),
+                                                  ("last 60 minutes", "60")], "15")
+    return dashboard(
+        uid="ccpulse-wallboard", title="Live wallboard", tags=["live"], refresh="5s", time_from="now-1h",
+        description="Right now, per queue: service level against goal, contacts waiting, the oldest wait, "
+                    "abandon rate and agents by state. Figures are the stream's latest snapshot (event time).",
+        variables=[tenant_var(), queue_var(), channel_var(), window],
+        panels=layout([[(sl_now, 24, 8)], [(waiting, 12, 5), (oldest, 12, 5)], [(abandon, 12, 5), (agents, 12, 5)]]))
+
+
+# --- 2. service level and intervals ---------------------------------------------------------
+
+INTERVAL_FILTER = f"{TENANT} AND {QUEUES} AND {CHANNELS} AND $__timeFilter(interval_start)"
+
+ALERT_ANNOTATION = f"""
+SELECT at AS time,
+       concat(toString(status), ': ', toString(rule), ' on ', toString(queue),
+              if(channel = '*', '', concat(' / ', toString(channel))), ' (', toString(metric), ' ',
+              ifNull(toString(round(value, 3)), 'n/a'), ', threshold ', toString(threshold), ')') AS text,
+       arrayStringConcat([toString(status), toString(severity), toString(rule)], ',') AS tags
+FROM {DB}.alerts FINAL
+WHERE {TENANT} AND {QUEUES} AND $__timeFilter(at)
+ORDER BY time"""
+
+
+def intervals() -> Json:
+    volumes = timeseries(
+        "Offered, answered, abandoned", "Contacts per interval (15 or 30 minutes, variable Interval): "
+        "offered when they entered the queue, answered and abandoned when they left it.",
+        [target(f"SELECT {STEP} AS time, sum(offered) AS offered, sum(answered) AS answered, "
+                f"sum(abandoned) AS abandoned FROM {DB}.interval_kpis WHERE {INTERVAL_FILTER} "
+                "GROUP BY time ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(unit="none", decimals=0, overrides=[
+            override_color("offered", "blue"), override_color("answered", "green"),
+            override_color("abandoned", "red")]), bars=True)
+    sl = timeseries(
+        "Service level vs goal", "Per queue and interval, by the queue's own SL formula; the dashed "
+        "line is the queue's goal. Alert firings and resolutions are marked above.",
+        [target(f"SELECT {STEP} AS time, queue, {sl_by_variant('any(sl_variant)')} AS SL, any(sl_goal) AS goal "
+                f"FROM {DB}.interval_kpis WHERE {INTERVAL_FILTER} AND queue != '' "
+                "GROUP BY time, queue ORDER BY time, queue", fmt="timeseries")],
+        fieldconfig=field_config(**PERCENT, min_=0, max_=1, display_name="${__field.labels.queue} ${__field.name}",
+                                 overrides=[{"matcher": {"id": "byRegexp", "options": ".* goal$"},
+                                             "properties": [{"id": "custom.lineStyle",
+                                                             "value": {"fill": "dash", "dash": [10, 10]}},
+                                                            {"id": "custom.lineWidth", "value": 1}]}]))
+    asa = timeseries(
+        "Average speed of answer", "Mean queue time of answered contacts, per interval (earlier queue "
+        "stints of transferred contacts included).",
+        [target(f"SELECT {STEP} AS time, {ASA} AS ASA FROM {DB}.interval_kpis WHERE {INTERVAL_FILTER} "
+                "GROUP BY time ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(unit="s", decimals=0))
+    aht = timeseries(
+        "Average handle time", "Talk + hold + after-call work of contacts whose wrap-up ended in the interval.",
+        [target(f"SELECT {STEP} AS time, {AHT} AS AHT FROM {DB}.interval_kpis WHERE {INTERVAL_FILTER} "
+                "GROUP BY time ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(unit="s", decimals=0))
+    history = table(
+        "Intervals", "Every interval per queue, newest first. Inspect > Data > Download CSV exports it.",
+        [target(f"SELECT time, queue, n_offered AS offered, n_answered AS answered, n_abandoned AS abandoned, "
+                "service_level, goal, asa_s, aht_s, abandon_rate "
+                f"FROM (SELECT {STEP} AS time, queue, sum(offered) AS n_offered, sum(answered) AS n_answered, "
+                f"sum(abandoned) AS n_abandoned, {sl_by_variant('any(sl_variant)')} AS service_level, "
+                f"any(sl_goal) AS goal, {ASA} AS asa_s, {AHT} AS aht_s, {ABANDON_RATE} AS abandon_rate "
+                f"FROM {DB}.interval_kpis WHERE {INTERVAL_FILTER} GROUP BY time, queue) ORDER BY time DESC, queue")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byRegexp", "options": "service_level|goal|abandon_rate"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
+            {"matcher": {"id": "byRegexp", "options": "asa_s|aht_s"},
+             "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]}]))
+    return dashboard(
+        uid="ccpulse-intervals", title="Service level and intervals", tags=["history"], refresh="1m",
+        time_from="now-24h",
+        description="15- or 30-minute history: volumes, service level against goal, ASA and AHT, with "
+                    "alert firings and resolutions as annotations.",
+        variables=[tenant_var(), queue_var(), channel_var(), step_var()],
+        annotations=[annotation("Alerts", ALERT_ANNOTATION)],
+        panels=layout([[(volumes, 24, 8)], [(sl, 24, 8)], [(asa, 12, 7), (aht, 12, 7)], [(history, 24, 9)]]))
+
+
+# --- 3. channel mix -------------------------------------------------------------------------
+
+def _share(measure: str, alias: str) -> str:
+    return (f"SELECT time, channel, {measure} / nullIf(sum({measure}) OVER (PARTITION BY time), 0) AS {alias} "
+            f"FROM (SELECT {STEP} AS time, channel, sum(offered) AS offered, sum(handle_ms) AS handle_ms "
+            f"FROM {DB}.channel_mix_15m WHERE {TENANT} AND $__timeFilter(interval_start) GROUP BY time, channel) "
+            "ORDER BY time, channel")
+
+
+def channel_mix() -> Json:
+    share_fc = field_config(**PERCENT, min_=0, max_=1, display_name="${__field.labels.channel}")
+    contacts = timeseries("Share of contacts", "Each channel's share of the contacts offered in the interval.",
+                          [target(_share("offered", "contacts"), fmt="timeseries")], fieldconfig=share_fc, stacked=True)
+    handling = timeseries("Share of handling time", "Each channel's share of agent handling time (talk + hold + "
+                          "after-call work) of the contacts handled in the interval.",
+                          [target(_share("handle_ms", "handling"), fmt="timeseries")], fieldconfig=share_fc,
+                          stacked=True)
+    daily = table(
+        "Per business day", "Per day in the tenant's time zone: contacts and handling hours per channel and "
+        "their shares. Inspect > Data > Download CSV exports it.",
+        [target(f"SELECT local_day, channel, offered, offered_share, handled, handle_s / 3600 AS handle_hours, "
+                f"handle_share FROM {DB}.channel_mix_daily WHERE {TENANT} AND $__dateFilter(local_day) "
+                "ORDER BY local_day DESC, channel")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byRegexp", "options": ".*_share"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
+            {"matcher": {"id": "byName", "options": "handle_hours"},
+             "properties": [{"id": "decimals", "value": 1}]}]))
+    return dashboard(
+        uid="ccpulse-channel-mix", title="Channel mix", tags=["history"], refresh="1m", time_from="now-7d",
+        description="Per tenant: how contacts and agents' handling time split across voice, chat, email "
+                    "and callbacks over time.",
+        variables=[tenant_var(), step_var(default="60", hour=True)],
+        panels=layout([[(contacts, 12, 9), (handling, 12, 9)], [(daily, 24, 9)]]))
+
+
+# --- 4. agents, for supervisors ---------------------------------------------------------------
+
+AGENT_FILTER = f"{TENANT} AND {AGENTS} AND {AGENTS_OF_QUEUES} AND $__timeFilter(interval_start)"
+
+
+def agents() -> Json:
+    board = table(
+        "Leaderboard", "Per agent over the time range: contacts handled (wrap-up ended), AHT, CSAT "
+        "(ratings of 4-5 / ratings) and occupancy ((busy + ACW) / (busy + ACW + ready)).",
+        [target(f"""
+SELECT t.agent_id AS agent, ifNull(h.contacts, 0) AS handled, h.aht_s AS aht_s, h.csat AS csat,
+       t.occupancy AS occupancy, t.logged_in_h AS logged_in_h
+FROM (SELECT agent_id, sum(busy_ms + acw_ms) / nullIf(sum(busy_ms + acw_ms + ready_ms), 0) AS occupancy,
+             sum(logged_in_ms) / 3600000 AS logged_in_h
+      FROM {DB}.agent_intervals_15m WHERE {AGENT_FILTER} GROUP BY agent_id) AS t
+LEFT JOIN (SELECT agent_id, toNullable(sum(handled)) AS contacts, {AHT} AS aht_s,
+                  sum(csat_good) / nullIf(sum(csat_ratings), 0) AS csat
+           FROM {DB}.agent_handled_15m WHERE {AGENT_FILTER} GROUP BY agent_id) AS h ON h.agent_id = t.agent_id
+ORDER BY handled DESC, agent""")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byRegexp", "options": "csat|occupancy"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 0}]},
+            {"matcher": {"id": "byName", "options": "aht_s"},
+             "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]},
+            {"matcher": {"id": "byName", "options": "logged_in_h"},
+             "properties": [{"id": "decimals", "value": 1}]}]))
+    timeline = state_timeline(
+        "State timeline", "Per agent and quarter hour, the state the agent spent most of it in (from the "
+        "stream's time-in-state figures).",
+        [target(f"""
+SELECT interval_start AS time, agent_id,
+       multiIf(900000 - logged_in_ms >= greatest(ready_ms, busy_ms, acw_ms, not_ready_ms), 'logged_out',
+               busy_ms >= greatest(ready_ms, acw_ms, not_ready_ms), 'busy',
+               acw_ms >= greatest(ready_ms, not_ready_ms), 'acw',
+               ready_ms >= not_ready_ms, 'ready', 'not_ready') AS state
+FROM {DB}.agent_intervals_15m WHERE {AGENT_FILTER}
+ORDER BY time, agent_id""")],
+        fieldconfig=field_config(display_name="${__field.labels.agent_id}", color_mode="fixed",
+                                 mappings=value_colors(STATE_COLORS)),
+        transformations=[{"id": "partitionByValues",
+                          "options": {"fields": ["agent_id"], "keepFields": False, "naming": {"asLabels": True}}}])
+    now = table(
+        "Agents now", "Each agent's state at the latest snapshot, how long they have been in it and the "
+        "contacts in hand.",
+        [target(f"SELECT agent_id AS agent, state, reason, in_state_s, held, arrayStringConcat(queues, ', ') AS queues "
+                f"FROM {DB}.agents_now WHERE {TENANT} AND {AGENTS} AND {AGENTS_OF_QUEUES} AND state != 'logged_out' "
+                "ORDER BY state, in_state_s DESC")],
+        fieldconfig=field_config(mappings=value_colors(STATE_COLORS), overrides=[
+            {"matcher": {"id": "byName", "options": "state"},
+             "properties": [{"id": "custom.cellOptions", "value": {"type": "color-text"}}]},
+            {"matcher": {"id": "byName", "options": "in_state_s"}, "properties": [{"id": "unit", "value": "s"}]}]))
+    return dashboard(
+        uid="ccpulse-agents", title="Agents", tags=["agents"], refresh="30s", time_from="now-12h",
+        description="For supervisors: agents' handled contacts, AHT, CSAT and occupancy, their states "
+                    "over the day and right now.",
+        variables=[tenant_var(), queue_var(), agent_var(multi=True)],
+        panels=layout([[(board, 14, 10), (now, 10, 10)], [(timeline, 24, 10)]]))
+
+
+# --- 5. my performance (one agent) -------------------------------------------------------------
+
+MINE = f"{TENANT} AND agent_id = ${{agent:singlequote}} AND $__timeFilter(interval_start)"
+
+
+def my_performance() -> Json:
+    def mine(title: str, description: str, sql: str, **fc: object) -> Json:
+        return stat(title, description, [target(sql)], fieldconfig=field_config(**fc), color_mode="none")
+
+    handled = mine("Handled", "Contacts you finished (wrap-up ended) in the time range.",
+                   f"SELECT sum(handled) AS handled FROM {DB}.agent_handled_15m WHERE {MINE}", unit="none", decimals=0)
+    aht = mine("Average handle time", "Your talk + hold + after-call work per handled contact.",
+               f"SELECT {AHT} AS aht_s FROM {DB}.agent_handled_15m WHERE {MINE}", unit="s", decimals=0)
+    csat = mine("CSAT", "Share of your rated contacts the customer rated 4 or 5.",
+                f"SELECT sum(csat_good) / nullIf(sum(csat_ratings), 0) AS csat FROM {DB}.agent_handled_15m "
+                f"WHERE {MINE}", unit="percentunit", decimals=0)
+    occupancy = mine("Occupancy", "(Busy + after-call work) / (busy + after-call work + ready).",
+                     f"SELECT sum(busy_ms + acw_ms) / nullIf(sum(busy_ms + acw_ms + ready_ms), 0) AS occupancy "
+                     f"FROM {DB}.agent_intervals_15m WHERE {MINE}", unit="percentunit", decimals=0)
+    per_hour = timeseries(
+        "Handled per hour", "Your contacts per hour and their average handle time.",
+        [target(f"SELECT time, contacts AS handled, aht_s FROM (SELECT toStartOfHour(interval_start) AS time, "
+                f"sum(handled) AS contacts, {AHT} AS aht_s FROM {DB}.agent_handled_15m WHERE {MINE} GROUP BY time) "
+                "ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byName", "options": "aht_s"},
+             "properties": [{"id": "unit", "value": "s"}, {"id": "custom.drawStyle", "value": "line"},
+                            {"id": "custom.axisPlacement", "value": "right"}]}]), bars=True)
+    states = bargauge(
+        "Where the time went", "Your hours in each state over the time range.",
+        [target(f"SELECT sum(ready_ms) / 3600000 AS ready, sum(busy_ms) / 3600000 AS busy, "
+                f"sum(acw_ms) / 3600000 AS acw, sum(not_ready_ms) / 3600000 AS not_ready "
+                f"FROM {DB}.agent_intervals_15m WHERE {MINE}")],
+        fieldconfig=field_config(unit="h", decimals=1, color_mode="fixed",
+                                 overrides=[override_color(s, c) for s, c in STATE_COLORS.items()]))
+    reasons = table(
+        "Not ready, by reason", "Your minutes not ready per reason (break, lunch, training ...).",
+        [target(f"SELECT reason, sum(ms) / 60000 AS minutes FROM {DB}.agent_not_ready_15m WHERE {MINE} "
+                "GROUP BY reason ORDER BY minutes DESC")],
+        fieldconfig=field_config(decimals=0))
+    return dashboard(
+        uid="ccpulse-my-performance", title="My performance", tags=["agents"], refresh="1m",
+        time_from="now/d",
+        description="One agent's own figures (variable Agent): handled contacts, AHT, CSAT, occupancy and "
+                    "time per state. No other agent's rows and no ranking.",
+        variables=[tenant_var(), agent_var(multi=False)],
+        panels=layout([[(handled, 6, 5), (aht, 6, 5), (csat, 6, 5), (occupancy, 6, 5)],
+                       [(per_hour, 12, 8), (states, 12, 8)], [(reasons, 12, 6)]]))
+
+
+# --- 6. client report ------------------------------------------------------------------------
+
+DAYS = f"{TENANT} AND $__dateFilter(local_day)"
+
+
+def client_report() -> Json:
+    def total(title: str, description: str, sql: str, **fc: object) -> Json:
+        return stat(title, description, [target(sql)], fieldconfig=field_config(**fc), color_mode="none")
+
+    offered = total("Offered", "Contacts offered to the client's queues, business days in the range.",
+                    f"SELECT sum(offered) AS offered FROM {DB}.client_billing_daily WHERE {DAYS}",
+                    unit="none", decimals=0)
+    handled = total("Handled", "Contacts handled to the end of wrap-up: the unit when billing by contact.",
+                    f"SELECT sum(handled) AS handled FROM {DB}.client_billing_daily WHERE {DAYS}",
+                    unit="none", decimals=0)
+    minutes = total("Talk minutes", "Talk of handled contacts, in minutes to the second: the unit when "
+                    "billing by minute.",
+                    f"SELECT sum(talk_minutes) AS talk_minutes FROM {DB}.client_billing_daily WHERE {DAYS}",
+                    unit="none", decimals=1)
+    billable = total("Billable minutes (per started minute)", "Talk minutes rounded up per contact, for "
+                     "contracts that bill every started minute; contacts handled (wrap-up ended) in the range.",
+                     f"SELECT sum(billable_talk_minutes) AS billable_minutes FROM (SELECT billable_talk_minutes, "
+                     f"assumeNotNull(ifNull(wrapup_ended_at, ended_at)) AS handled_at FROM {DB}.contacts "
+                     f"WHERE {TENANT} AND answered_at IS NOT NULL AND (wrapup_ended_at IS NOT NULL "
+                     "OR ended_at IS NOT NULL)) WHERE $__timeFilter(handled_at)", unit="none", decimals=0)
+    sl = total("Service level", "Answered within T / (answered + abandoned - short abandons), all queues.",
+               f"SELECT sum(answered_in_sl) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0) "
+               f"AS service_level FROM {DB}.daily_kpis WHERE {DAYS}", **PERCENT)
+    daily = table(
+        "Daily report", "One row per business day in the client's time zone: volumes, service level and "
+        "the billing units. Inspect > Data > Download CSV exports this table for the client.",
+        [target(f"SELECT local_day, offered, answered, abandoned, handled, talk_minutes, handle_minutes, "
+                f"service_level, asa_s FROM {DB}.client_billing_daily WHERE {DAYS} ORDER BY local_day")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byName", "options": "service_level"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
+            {"matcher": {"id": "byRegexp", "options": ".*_minutes"}, "properties": [{"id": "decimals", "value": 1}]},
+            {"matcher": {"id": "byName", "options": "asa_s"},
+             "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]}]), sort_by=None)
+    queues = table(
+        "Service level by queue", "Per queue over the range, by the queue's own SL formula, against its goal. "
+        "Inspect > Data > Download CSV exports it.",
+        [target(f"SELECT queue, n_offered AS offered, n_answered AS answered, n_abandoned AS abandoned, "
+                f"service_level, goal FROM (SELECT queue, sum(offered) AS n_offered, sum(answered) AS n_answered, "
+                f"sum(abandoned) AS n_abandoned, {sl_by_variant('any(sl_variant)')} AS service_level, "
+                f"any(sl_goal) AS goal FROM {DB}.interval_kpis WHERE {DAYS} AND queue != '' GROUP BY queue) "
+                "ORDER BY queue")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byRegexp", "options": "service_level|goal"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]}]))
+    return dashboard(
+        uid="ccpulse-client-report", title="Client report", tags=["clients"], refresh="",
+        time_from="now-30d",
+        description="For one client (tenant): volumes, service level, talk minutes and handled contacts for "
+                    "billing by minute or by contact. Tables export as CSV (Inspect > Data).",
+        variables=[tenant_var()],
+        panels=layout([[(offered, 5, 5), (handled, 5, 5), (minutes, 5, 5), (billable, 5, 5), (sl, 4, 5)],
+                       [(daily, 14, 12), (queues, 10, 12)]]))
+
+
+# --- 7. alerts --------------------------------------------------------------------------------
+
+TENANTS = "$__conditionalAll(tenant IN (${tenant:singlequote}), $tenant)"
+
+
+def alerts() -> Json:
+    firing = stat(
+        "Firing now", "Alert episodes whose latest notification is a firing one.",
+        [target(f"SELECT countIf(status = 'firing') AS firing FROM {DB}.alerts_current WHERE {TENANTS}")],
+        fieldconfig=field_config(unit="none", decimals=0, steps=thresholds("green", (1, "red")),
+                                 color_mode="thresholds"))
+    fired = timeseries(
+        "Alerts fired", "New alert episodes (first firing notification) per time bucket, by severity.",
+        [target(f"SELECT $__timeInterval(at) AS time, toString(severity) AS severity, count() AS fired "
+                f"FROM {DB}.alerts FINAL WHERE {TENANTS} AND status = 'firing' AND renotify = 0 "
+                "AND $__timeFilter(at) GROUP BY time, severity ORDER BY time, severity", fmt="timeseries")],
+        fieldconfig=field_config(unit="none", decimals=0, display_name="${__field.labels.severity}",
+                                 overrides=[override_color(s, c) for s, c in SEVERITY_COLORS.items()]), bars=True)
+    current = table(
+        "Current state", "Each alert episode firing now or active in the range, with its latest status, "
+        "value and threshold; firing first.",
+        [target(f"SELECT status, severity, rule, tenant, queue, channel, metric, value, threshold, started_at, "
+                f"last_at FROM {DB}.alerts_current WHERE {TENANTS} AND (status = 'firing' OR $__timeFilter(last_at)) "
+                "ORDER BY status = 'firing' DESC, last_at DESC")],
+        fieldconfig=field_config(mappings=value_colors({**STATUS_COLORS, **SEVERITY_COLORS}), overrides=[
+            {"matcher": {"id": "byRegexp", "options": "status|severity"},
+             "properties": [{"id": "custom.cellOptions", "value": {"type": "color-text"}}]}]))
+    history = table(
+        "History", "Every notification in the range (firing, repeated firing, resolved), newest first. "
+        "Inspect > Data > Download CSV exports it.",
+        [target(f"SELECT at, status, renotify, severity, rule, tenant, queue, channel, metric, value, threshold, "
+                f"started_at FROM {DB}.alerts FINAL WHERE {TENANTS} AND $__timeFilter(at) ORDER BY at DESC")],
+        fieldconfig=field_config(mappings=value_colors({**STATUS_COLORS, **SEVERITY_COLORS}), overrides=[
+            {"matcher": {"id": "byRegexp", "options": "status|severity"},
+             "properties": [{"id": "custom.cellOptions", "value": {"type": "color-text"}}]}]))
+    return dashboard(
+        uid="ccpulse-alerts", title="Alerts", tags=["alerts"], refresh="30s", time_from="now-7d",
+        description="SLA alerts of the stream (centre file rules): what is firing now and the history.",
+        variables=[tenant_var(multi=True)],
+        panels=layout([[(firing, 6, 6), (fired, 18, 6)], [(current, 24, 8)], [(history, 24, 10)]]))
+
+
+# --- all of them --------------------------------------------------------------------------------
+
+BOARDS = {
+    "wallboard.json": wallboard,
+    "intervals.json": intervals,
+    "channel-mix.json": channel_mix,
+    "agents.json": agents,
+    "my-performance.json": my_performance,
+    "client-report.json": client_report,
+    "alerts.json": alerts,
+}
+
+
+def build_all() -> dict[str, Json]:
+    """File name -> dashboard JSON model; the same dicts on every call."""
+    return {name: build() for name, build in BOARDS.items()}
+
+
+def render(board: Json) -> str:
+    """The committed text of a dashboard: pretty JSON, keys in build order, one trailing newline."""
+    return json.dumps(board, indent=2, sort_keys=False) + "\n"
+
+
+def write_all(out_dir: Path) -> list[Path]:
+    """Write every dashboard into ``out_dir`` (created if missing); returns the paths written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, board in build_all().items():
+        path = out_dir / name
+        path.write_text(render(board), encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -1,0 +1,324 @@
+"""Every dashboard query against ClickHouse loaded by a simulated run (broker -> faust
+worker -> embedded ClickHouse), with the plugin's macros and Grafana's variables expanded
+as they would be (tests/grafana_macros.py): no error, the columns the panel type needs, at
+least one row; and figures a wrong query would get wrong, against independent counts."""
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.grafana.dashboards import build_all
+from streams.producer import from_event
+from streams.simulate import SimConfig, Simulation, event_time_order, simulate
+from tests.grafana_macros import expand
+from tests.integration.pipeline_helpers import send
+from tests.services import Broker, Worker, free_port, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+BOARDS = build_all()
+TENANT, QUEUE = "acme", "acme-sales"
+Q15 = 15 * 60_000
+DAY = 86_400_000
+#: An SL goal no queue meets (every window with a slow answer breaches it): the alerts
+#: table gets rows for the annotations and the alerts board.
+CENTRE = """
+tenants:
+  acme:
+    timezone: Europe/London
+    queues:
+      acme-sales: {sl_goal: 0.9, sl_variant: ignore_abandons, sl_threshold_s: 30}
+windows: {rolling_minutes: [5, 15, 60], refresh_s: 1}
+alerts:
+  rules:
+    - {name: sl-perfect, metric: service_level, threshold: 1.0, window_minutes: 60, min_sample: 5,
+       for_s: 0, recover_for_s: 0, severity: critical}
+"""
+
+
+@dataclass
+class Loaded:
+    worker: Worker
+    sim: Simulation
+    from_ms: int
+    to_ms: int
+    options: dict[str, list[str]] = field(default_factory=dict)  # variable -> its options (chained)
+    values: dict[str, Any] = field(default_factory=dict)         # variable -> the value tests choose
+
+    def sql(self, sql: str) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+        """(name, type) of the columns and the rows, through the worker's read-only /sql."""
+        types = [(r[0], r[1]) for r in _post(self.worker, f"DESCRIBE ({sql})")["rows"]]
+        return types, _post(self.worker, sql)["rows"]
+
+    def expand(self, sql: str, board: str, *, all_: bool = False, **overrides: Any) -> str:
+        return expand(sql, from_ms=self.from_ms, to_ms=self.to_ms, interval_s=900,
+                      variables=board_values(self, board, all_, **overrides), all_values=self.options)
+
+
+def _post(worker: Worker, sql: str) -> dict[str, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{worker.port}/sql", data=json.dumps({"sql": sql}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"ClickHouse refused the query: {json.loads(e.read()).get('error')}\n{sql}") from None
+
+
+def module_env(broker: Broker, tmp: Path) -> dict[str, str]:
+    """As conftest's pipeline_env, once for the module: own topics, group, state and chdb."""
+    tag = f"g{os.getpid()}x{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
+    env.update({
+        "CCPULSE_BROKER": broker.url, "CCPULSE_BROKER_FLAVOUR": "tansu", "CCPULSE_APP_ID": f"ccpulse-{tag}",
+        **{f"CCPULSE_TOPIC_{t.upper().replace('-', '_')}": f"{tag}.{t}"
+           for t in ("events", "agent-events", "interactions", "dead-letters", "agent-activity", "live-parts",
+                     "alerts")},
+        "CCPULSE_PARTITIONS": "4", "CCPULSE_SESSION_TIMEOUT_S": "4", "CCPULSE_COMMIT_INTERVAL_S": "0.5",
+        "CCPULSE_STATE_DIR": str(tmp / "state"), "CCPULSE_CLICKHOUSE_URL": f"chdb://{tmp / 'chdb'}",
+        "CCPULSE_WEB_PORT": str(free_port()), "CCPULSE_DEV_BROKER_PORT": str(broker.port), "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _ms(ts: str) -> int:
+    return int(datetime.fromisoformat(ts).timestamp() * 1000)
+
+
+def _when(v: str | int) -> datetime:
+    """A time as /sql returns it: ISO text, or epoch seconds for second-precision DateTime."""
+    return datetime.fromtimestamp(v, tz=timezone.utc) if isinstance(v, int) else datetime.fromisoformat(v)
+
+
+def _stored(worker: Worker, sim: Simulation) -> bool:
+    """Records, interval KPIs, agent figures, live figures and an alert are all in."""
+    n = len(sim.truth)
+    answered = sum(r["outcome"] == "answered" for r in sim.truth.values())
+    agents = len({e["agent_id"] for e in sim.agent_events})
+    q = worker.query
+    return (q("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == n
+            and q("SELECT sum(offered), sum(handled) FROM ccpulse.kpi_intervals_15m")[0] == (n, answered)
+            and q("SELECT count(DISTINCT agent_id) FROM ccpulse.agent_live FINAL")[0][0] == agents
+            and q("SELECT sum(handled) FROM ccpulse.agent_handled_15m")[0][0] == answered
+            and q("SELECT count() FROM ccpulse.kpi_live WHERE window_minutes = 15")[0][0] > 0
+            and q("SELECT count() FROM ccpulse.alerts FINAL")[0][0] > 0)
+
+
+@pytest.fixture(scope="module")
+def loaded(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    tmp = tmp_path_factory.mktemp("panels")
+    env = module_env(broker, tmp)
+    (tmp / "centre.yaml").write_text(CENTRE)
+    env["CCPULSE_CENTRE_CONFIG"] = str(tmp / "centre.yaml")
+    run_cli(env, "setup")
+    run_cli(env, "db", "migrate")
+    # Ratings come within minutes, so the event clock (and the live windows) end with the traffic;
+    # the simulator's closing "everyone goes home" logouts are left out, so agents are still on
+    # the floor as a wallboard during the day sees them.
+    sim = simulate(SimConfig(seed=8, interactions=1_200, csat_max_delay_s=300))
+    events = [e for e in event_time_order(sim) if "interaction_id" in e or _ms(e["ts"]) <= sim.end_ms]
+    send(env, [from_event(e) for e in events])
+    worker = Worker(env, tmp / "worker.log").start()
+    try:
+        wait_for(lambda: _stored(worker, sim), 120, "the simulated run stored in ClickHouse", interval=1.0)
+        data = Loaded(worker, sim, from_ms=_ms(events[0]["ts"]) - DAY, to_ms=_ms(events[-1]["ts"]) + DAY)
+        choose_values(data)
+        yield data
+    finally:
+        worker.stop()
+
+
+# --- variables: run the chain as Grafana does, choose values that exist ------------------------
+
+def _var(board: str, name: str) -> dict[str, Any]:
+    return next(v for v in BOARDS[board]["templating"]["list"] if v["name"] == name)
+
+
+def _options(data: Loaded, board: str, name: str, **values: Any) -> list[str]:
+    sql = expand(_var(board, name)["query"]["rawSql"], from_ms=data.from_ms, to_ms=data.to_ms, interval_s=900,
+                 variables=values)
+    return [r[0] for r in data.sql(sql)[1]]
+
+
+def choose_values(data: Loaded) -> None:
+    """tenant -> queue -> channel / agent, each from the previous one's choice."""
+    tenants = _options(data, "wallboard.json", "tenant")
+    assert TENANT in tenants and set(tenants) == {r["tenant"] for r in data.sim.truth.values()}
+    queues = _options(data, "wallboard.json", "queue", tenant=TENANT)
+    assert QUEUE in queues and {r["queue"] for r in data.sim.truth.values() if r["tenant"] == TENANT} <= set(queues)
+    channels = _options(data, "wallboard.json", "channel", tenant=TENANT, queue=[QUEUE])
+    assert "voice" in channels and set(channels) < set(_options(data, "wallboard.json", "channel", tenant=TENANT,
+                                                                 queue="$__all"))
+    agents = _options(data, "agents.json", "agent", tenant=TENANT, queue=[QUEUE])
+    busy = [r[0] for r in data.worker.query(
+        "SELECT agent_id FROM ccpulse.agent_handled_15m WHERE tenant = 'acme' GROUP BY agent_id "
+        "HAVING agent_id IN (SELECT agent_id FROM ccpulse.agent_not_ready_15m WHERE reason != 'logged_in') "
+        "ORDER BY sum(handled) DESC")]
+    mine = [a for a in busy if a in agents]
+    assert mine, f"no agent of {QUEUE} both handled contacts and took a break: {agents} / {busy}"
+    all_agents = _options(data, "my-performance.json", "agent", tenant=TENANT)
+    assert set(agents) < set(all_agents)  # the queue narrows the list
+    data.options = {"tenant": tenants, "queue": queues, "channel": channels, "agent": agents}
+    data.values = {"tenant": TENANT, "queue": [QUEUE], "channel": [channels[0]], "agent": mine[0]}
+
+
+def board_values(data: Loaded, board: str, all_: bool = False, **overrides: Any) -> dict[str, Any]:
+    """Each of the board's variables set as its type stores it: one value, a list, or All."""
+    out: dict[str, Any] = {}
+    for v in BOARDS[board]["templating"]["list"]:
+        name = v["name"]
+        if v["type"] == "custom":
+            out[name] = v["current"]["value"]
+        elif all_ and v["includeAll"]:
+            out[name] = "$__all"
+        else:
+            value = data.values[name]
+            value = value[0] if isinstance(value, list) else value
+            out[name] = [value] if v["multi"] else value
+    out.update(overrides)
+    return out
+
+
+# --- every query of every board ------------------------------------------------------------------
+
+def _items() -> Iterator[Any]:
+    for name, board in BOARDS.items():
+        for p in board["panels"]:
+            for t in p["targets"]:
+                yield pytest.param(name, "panel", p, t["rawSql"], id=f"{name}:{p['title']}:{t['refId']}")
+        for v in board["templating"]["list"]:
+            if v["type"] == "query":
+                yield pytest.param(name, "variable", v, v["query"]["rawSql"], id=f"{name}:var-{v['name']}")
+        for a in board["annotations"]["list"]:
+            if not a.get("builtIn"):
+                yield pytest.param(name, "annotation", a, a["target"]["rawSql"], id=f"{name}:anno-{a['name']}")
+
+
+def _kind(t: str) -> str:
+    t = t.removeprefix("Nullable(").removeprefix("LowCardinality(")
+    if t.startswith("DateTime"):
+        return "time"
+    if t.startswith(("UInt", "Int", "Float", "Decimal")):
+        return "number"
+    if t.startswith(("String", "FixedString", "Enum")):
+        return "string"
+    return t
+
+
+def check_shape(kind: str, item: dict[str, Any], types: list[tuple[str, str]], rows: list[list[Any]]) -> None:
+    """What Grafana needs from the frame of this panel type, variable or annotation."""
+    names = [n for n, _ in types]
+    kinds = {n: _kind(t) for n, t in types}
+    where = f"{item.get('title') or item.get('name')} -> {types}"
+    assert rows, f"no rows: {where}"
+    assert len(set(names)) == len(names), f"duplicate column names: {where}"
+    panel = item.get("type") if kind == "panel" else kind
+    if panel == "timeseries":
+        assert names[0] == "time" and types[0][1].startswith("DateTime"), f"time first, not nullable: {where}"
+        assert any(k == "number" for k in kinds.values()), where
+        times = [_when(r[0]) for r in rows]
+        assert times == sorted(times), f"not ordered by time (the plugin cannot make series): {where}"
+    elif panel in ("stat", "bargauge"):
+        assert any(k == "number" for k in kinds.values()), where
+    elif panel == "state-timeline":
+        assert names[0] == "time" and kinds["time"] == "time" and "string" in list(kinds.values())[1:], where
+    elif panel == "annotation":
+        assert kinds.get("time") == "time" and kinds.get("text") == "string", where
+    elif panel == "variable":
+        assert kinds[names[0]] == "string" and all(r[0] for r in rows), where
+    else:
+        assert panel == "table" and names, where
+    for t in item.get("transformations", []):  # the transformations name columns that exist
+        if t["id"] == "rowsToFields":
+            assert {m["fieldName"] for m in t["options"]["mappings"]} <= set(names), where
+            assert len({r[names.index(t['options']['mappings'][0]['fieldName'])] for r in rows}) == len(rows)
+        if t["id"] == "partitionByValues":
+            assert set(t["options"]["fields"]) <= set(names), where
+
+
+@pytest.mark.parametrize("all_", [False, True], ids=["values", "all"])
+@pytest.mark.parametrize("board,kind,item,sql", list(_items()))
+def test_query_runs_and_gives_the_panel_what_it_needs(loaded: Loaded, board: str, kind: str, item: dict[str, Any],
+                                                      sql: str, all_: bool) -> None:
+    types, rows = loaded.sql(loaded.expand(sql, board, all_=all_))
+    check_shape(kind, item, types, rows)
+
+
+@pytest.mark.parametrize("step", ["15", "30"])
+def test_interval_views_step_as_chosen(loaded: Loaded, step: str) -> None:
+    panel = next(p for p in BOARDS["intervals.json"]["panels"] if p["title"] == "Offered, answered, abandoned")
+    _, rows = loaded.sql(loaded.expand(panel["targets"][0]["rawSql"], "intervals.json", step=step))
+    starts = [_when(r[0]) for r in rows]
+    assert all(t.minute % int(step) == 0 and t.second == 0 for t in starts)
+    assert len(starts) == len(set(starts)) > 1
+
+
+# --- figures a wrong query would get wrong -----------------------------------------------------------
+
+def _panel(board: str, title: str) -> str:
+    return next(p for p in BOARDS[board]["panels"] if p["title"] == title)["targets"][0]["rawSql"]
+
+
+def test_client_report_offered_equals_the_records(loaded: Loaded) -> None:
+    _, rows = loaded.sql(loaded.expand(_panel("client-report.json", "Offered"), "client-report.json"))
+    (records,) = loaded.worker.query("SELECT count() FROM ccpulse.interactions FINAL "
+                                     "WHERE tenant = 'acme' AND offered_at IS NOT NULL")[0]
+    truth = sum(r["tenant"] == TENANT for r in loaded.sim.truth.values())
+    assert rows == [[records]] and records == truth
+
+
+def test_interval_volumes_over_part_of_the_day_equal_the_records_offered_then(loaded: Loaded) -> None:
+    """15-minute aligned range [from, to]: the intervals starting in it, so contacts offered
+    from `from` up to the end of the interval starting at `to`."""
+    offered = sorted(r["offered_at_ms"] for r in loaded.sim.truth.values() if r["tenant"] == TENANT)
+    start = offered[len(offered) // 4] // Q15 * Q15
+    end = offered[3 * len(offered) // 4] // Q15 * Q15
+    sql = expand(_panel("intervals.json", "Offered, answered, abandoned"), from_ms=start, to_ms=end, interval_s=900,
+                 variables=board_values(loaded, "intervals.json", all_=True), all_values=loaded.options)
+    _, rows = loaded.sql(sql)
+    got = sum(r[1] for r in rows)
+    (records,) = loaded.worker.query(
+        f"SELECT count() FROM ccpulse.interactions FINAL WHERE tenant = 'acme' AND offered_at >= "
+        f"fromUnixTimestamp64Milli({start}) AND offered_at < fromUnixTimestamp64Milli({end + Q15})")[0]
+    assert got == records == sum(start <= t < end + Q15 for t in offered) > 0
+
+
+def test_leaderboard_handled_equals_each_agents_contacts(loaded: Loaded) -> None:
+    _, rows = loaded.sql(loaded.expand(_panel("agents.json", "Leaderboard"), "agents.json", all_=True))
+    truth = Counter(r["agent_id"] for r in loaded.sim.truth.values()
+                    if r["tenant"] == TENANT and r["outcome"] == "answered")
+    board = {r[0]: r[1] for r in rows}
+    assert board and all(board[a] == truth[a] for a in board)
+    assert sum(board.values()) == sum(truth.values())  # every handling agent is on the board
+
+
+def test_wallboard_sl_is_the_queue_variant_against_its_goal(loaded: Loaded) -> None:
+    types, rows = loaded.sql(loaded.expand(_panel("wallboard.json", "Service level now vs goal"), "wallboard.json",
+                                           all_=True, window="60"))
+    by_queue = {r[0]: dict(zip([n for n, _ in types], r)) for r in rows}
+    (in_sl, answered, abandoned) = loaded.worker.query(
+        "SELECT sum(answered_in_sl), sum(answered), sum(abandoned) FROM ccpulse.kpi_live "
+        f"WHERE tenant = 'acme' AND queue = '{QUEUE}' AND window_minutes = 60")[0]
+    assert answered > 0 and abandoned > 0, "the last hour should have answered and abandoned contacts"
+    assert by_queue[QUEUE]["goal"] == 0.9 and by_queue[QUEUE]["below_goal"] == 0
+    # ignore_abandons (the centre file's choice for this queue), not the default formula
+    assert by_queue[QUEUE]["service_level"] == pytest.approx(in_sl / answered)
+    assert by_queue["acme-support"]["goal"] == 0.8  # the default goal for the others
+
+
+def test_my_performance_shows_nothing_of_an_unknown_agent(loaded: Loaded) -> None:
+    for p in BOARDS["my-performance.json"]["panels"]:
+        for t in p["targets"]:
+            _, rows = loaded.sql(loaded.expand(t["rawSql"], "my-performance.json", agent="nobody"))
+            assert all(v in (None, 0) for r in rows for v in r), f"{p['title']} shows other agents' figures: {rows}"
