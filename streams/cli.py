@@ -107,6 +107,34 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preflight(s: Settings) -> None:
+    """Broker and ClickHouse reachable before faust starts: faust reports neither in one line
+    (an unreachable broker ends in a traceback), and a worker that cannot store must not run."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    from streams.centre import load_centre
+    from streams.clickhouse import ClickHouseError, connect, data_path_locked
+
+    load_centre(s.centre_config)  # a bad centre file is the first thing to fix
+    try:
+        KafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id="ccpulse-preflight",
+                         request_timeout_ms=10000, bootstrap_timeout_ms=5000).close()
+    except KafkaError:
+        raise CliError(f"no Kafka broker at {s.broker}: start one (`ccpulse dev up` locally) "
+                       "or fix CCPULSE_BROKER") from None
+    if s.clickhouse_url.startswith("chdb://"):
+        path = s.clickhouse_url[len("chdb://"):]
+        if data_path_locked(path):
+            raise CliError(f"the embedded ClickHouse at {path} is held by another process (a running worker?): "
+                           "stop it, or give this worker its own CCPULSE_CLICKHOUSE_URL")
+        return
+    try:
+        connect(s.clickhouse_url, s.clickhouse_database).close()
+    except ClickHouseError as e:
+        raise CliError(str(e)) from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
@@ -119,6 +147,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     s = _settings(args)
+    _preflight(s)
     app = create_app(s)
 
     class Worker(faust.Worker):

@@ -49,6 +49,25 @@ def test_unreachable_broker_is_a_clear_error(tmp_path: Path) -> None:
     assert p.returncode == 2 and "no Kafka broker" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_worker_refuses_to_start_without_its_broker_or_clickhouse(tmp_path: Path, broker) -> None:
+    """One line and exit 2, before faust starts (it would end in a traceback)."""
+    p = run_cli(_env(tmp_path, CCPULSE_BROKER=f"kafka://127.0.0.1:{free_port()}"), "worker", check=False, timeout=60)
+    assert p.returncode == 2 and "no Kafka broker" in p.stderr and "Traceback" not in p.stderr + p.stdout
+    p = run_cli(_env(tmp_path, CCPULSE_BROKER=broker.url,
+                     CCPULSE_CLICKHOUSE_URL=f"clickhouse://default:@127.0.0.1:{free_port()}/ccpulse"),
+                "worker", check=False, timeout=60)
+    assert p.returncode == 2 and "unreachable" in p.stderr and "check clickhouse_url" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_unknown_queue_in_a_rule_is_one_clear_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "centre.yaml"
+    cfg.write_text("tenants:\n  acme:\n    queues: {sales: {}}\n"
+                   "alerts:\n  rules:\n    - {name: r1, metric: service_level, threshold: 0.8, queues: [nope]}\n")
+    p = run_cli(_env(tmp_path, CCPULSE_CENTRE_CONFIG=str(cfg)), "worker", check=False, timeout=60)
+    assert p.returncode == 2 and "names queue 'nope'" in p.stderr and "Traceback" not in p.stderr + p.stdout
+
+
 def test_dev_broker_lifecycle_and_taken_port(tmp_path: Path) -> None:
     port = free_port()
     env = _env(tmp_path, CCPULSE_DEV_BROKER_PORT=str(port), CCPULSE_BROKER=f"kafka://127.0.0.1:{port}")
