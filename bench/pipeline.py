@@ -16,6 +16,8 @@ Figures (``--json`` keys):
 - ``ceiling_events_per_s``: a bare aiokafka consumer reading the same topic; ``ratio`` =
   events_per_s / ceiling.
 - ``e2e_p50_ms`` / ``e2e_p99_ms``: bench/latency.py.
+- ``panel_max_ms`` / ``panel_p50_ms`` / ``panel_over_300ms``: ClickHouse time of every dashboard
+  query over a generated history of ``panel_interactions`` contacts (bench/panels.py).
 - ``alert_p50_ms`` / ``alert_p99_ms`` / ``alert_max_ms``: breach-to-webhook latency with the
   default ``windows.refresh_s`` (1 s); ``alert_p99_ms_refresh_0_5s`` etc. with 0.5 s
   (bench/alerts.py).
@@ -257,9 +259,11 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str
 
 
 def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
-            skip_latency: bool = False, skip_alerts: bool = False, alert_episodes: int = 20) -> dict[str, Any]:
+            skip_latency: bool = False, skip_alerts: bool = False, alert_episodes: int = 20,
+            panel_interactions: int = 10_000_000, skip_panels: bool = False) -> dict[str, Any]:
     from bench.alerts import measure_alerts
     from bench.latency import measure_latency
+    from bench.panels import measure_panels
 
     with private_broker(workdir) as port:
         r = measure_throughput(events_wanted, workdir, port)
@@ -271,6 +275,10 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             r.update(alert_p50_ms=None, alert_p99_ms=None)
         else:
             r.update(measure_alerts(workdir, port, episodes=alert_episodes))
+    if skip_panels:
+        r.update(panel_max_ms=None)
+    else:
+        r.update(measure_panels(workdir, panel_interactions))
     return r
 
 
@@ -283,7 +291,9 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         r = measure(args.events, Path(d), latency_seconds=getattr(args, "latency_seconds", 30.0),
                     skip_latency=getattr(args, "skip_latency", False),
                     skip_alerts=getattr(args, "skip_alerts", False),
-                    alert_episodes=getattr(args, "alert_episodes", 20))
+                    alert_episodes=getattr(args, "alert_episodes", 20),
+                    panel_interactions=getattr(args, "panel_interactions", 10_000_000),
+                    skip_panels=getattr(args, "skip_panels", False))
     if args.json:
         print(json.dumps(r))
         return 0
@@ -324,6 +334,16 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ]
     else:
         rows.append(("breach → webhook latency", "skipped (--skip-alerts)"))
+    if r.get("panel_max_ms") is not None:
+        rows += [
+            (f"dashboard queries over {_fmt(r['panel_interactions'], ',')} contacts", _fmt(r["panel_queries"], ",")),
+            ("slowest query (median of 5)", f"{_fmt(r['panel_max_ms'], ',.0f')} ms"),
+            ("median query", f"{_fmt(r['panel_p50_ms'], ',.0f')} ms"),
+            ("queries over 300 ms", _fmt(r["panel_over_300ms"], ",")),
+        ]
+        print(f"slowest: {r['panel_slowest']}", file=sys.stderr)
+    else:
+        rows.append(("dashboard query times", "skipped (--skip-panels)"))
     for label, value in rows:
         print(f"{label:42} {value:>18}")
     return 0

@@ -404,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-alerts", action="store_true", help="no breach-to-webhook alert latency phase")
     bench.add_argument("--alert-episodes", type=int, default=20,
                        help="breaches per refresh setting for the alert latency (default 20)")
+    bench.add_argument("--panel-interactions", type=int, default=10_000_000,
+                       help="contacts of history the dashboard queries are timed over (default 10 million)")
+    bench.add_argument("--skip-panels", action="store_true", help="no dashboard query timing")
     return p
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from streams.grafana import dashboards
 from streams.grafana.dashboards import DATASOURCE, build_all, render, write_all
-from tests.grafana_macros import (
+from streams.grafana.macros import (
     BUILTIN_VARIABLES,
     PLUGIN_MACROS,
     VARIABLE_RE,

@@ -1,6 +1,6 @@
 """Every dashboard query against ClickHouse loaded by a simulated run (broker -> faust
 worker -> embedded ClickHouse), with the plugin's macros and Grafana's variables expanded
-as they would be (tests/grafana_macros.py): no error, the columns the panel type needs, at
+as they would be (streams/grafana/macros.py): no error, the columns the panel type needs, at
 least one row; and figures a wrong query would get wrong, against independent counts."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 from streams.grafana.dashboards import build_all
 from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
-from tests.grafana_macros import expand
+from streams.grafana.macros import expand
 from tests.integration.pipeline_helpers import send
 from tests.services import Broker, Worker, free_port, run_cli, wait_for
 

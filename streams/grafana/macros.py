@@ -1,5 +1,5 @@
 """What Grafana and the ClickHouse plugin do to a panel's SQL before ClickHouse sees it,
-so tests can run the dashboards' queries without a Grafana server (none installs here).
+so tests and `ccpulse bench` can run the dashboards' queries without a Grafana server.
 
 Three passes, in the plugin's order:
 
