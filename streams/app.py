@@ -243,6 +243,8 @@ def create_app(s: Settings) -> faust.App:
     agent_dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
     agent_written: dict[str, int] = {"until": 0}
     sends = PartitionBatches(app)
+    # Per batch agent: batches done, since when it is inside one (None: waiting for input).
+    agent_progress: dict[str, dict[str, Any]] = {}
     alert_sends = PartitionBatches(app)  # the alerts agent's own: sent only after its rows are stored
 
     def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
@@ -466,11 +468,15 @@ def create_app(s: Settings) -> faust.App:
         never acked (``fatal``)."""
         def register(handle: Callable[[list[Any]], Awaitable[None]]) -> Callable[[list[Any]], Awaitable[None]]:
             async def run(stream: faust.StreamT) -> None:
+                progress = agent_progress[name] = {"batches": 0, "in_batch_since": None, "last_batch_at": None}
                 async for batch in stream.take_events(size, within=within):
+                    progress["in_batch_since"] = time.time()
                     try:
                         await handle(await gaps.complete(batch))
                     except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                         fatal(name, e)
+                    progress["batches"] += 1
+                    progress["in_batch_since"], progress["last_batch_at"] = None, time.time()
             run.__name__ = run.__qualname__ = handle.__name__
             app.agent(topic, name=name)(run)
             return handle
@@ -775,7 +781,8 @@ def create_app(s: Settings) -> faust.App:
                                "dead": n.dead, "last_error": n.last_error} for n in notifiers],
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
-                "event_time_ms": clock.now_ms(), "states": len(table.data),
+                "event_time_ms": clock.now_ms(), "states": len(table.data), "agents": agent_progress,
+                "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in getattr(app.consumer, "_buffered_partitions", ())),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
             })
 
