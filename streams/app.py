@@ -472,7 +472,10 @@ def create_app(s: Settings) -> faust.App:
                 async for batch in stream.take_events(size, within=within):
                     progress["in_batch_since"] = time.time()
                     try:
-                        await handle(await gaps.complete(batch))
+                        events, filled = await gaps.complete(batch)
+                        await handle(events)
+                        if filled:
+                            await gaps.release(app.consumer, filled)
                     except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                         fatal(name, e)
                     progress["batches"] += 1

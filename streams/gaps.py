@@ -8,6 +8,11 @@ checked against the last offset seen per partition (or the committed offset afte
 (re)assignment), and any missing offsets are read straight from the broker with a plain
 aiokafka consumer and put back in place. Processing is idempotent (state by event id,
 ReplacingMergeTree keys), so a message that faust does deliver later costs nothing.
+
+Faust itself never commits past offsets it did not see (its committed offset stays before
+the hole and its acked list grows), so once the batch holding the read-back messages is
+processed and stored, the filled ranges are handed to faust's consumer as gaps
+(``Consumer._add_gap``): commits move on, and a restart does not redo the partition.
 """
 from __future__ import annotations
 
@@ -49,8 +54,11 @@ class GapFiller:
         """After a rebalance another worker may have moved a partition on."""
         self._last.clear()
 
-    async def complete(self, events: Sequence[Any]) -> list[Any]:
+    async def complete(self, events: Sequence[Any]) -> tuple[list[Any], list[tuple[str, int, int, int]]]:
+        """The batch with skipped offsets read back in place, and the ranges filled
+        (topic, partition, first, last): hand those to ``release`` once the batch is stored."""
         out: list[Any] = []
+        filled: list[tuple[str, int, int, int]] = []
         for ev in events:
             m = ev.message
             tp = (m.topic, m.partition)
@@ -64,10 +72,19 @@ class GapFiller:
                             prev + 1, m.offset - 1, m.topic, m.partition, len(missing))
                 self.filled += len(missing)
                 out.extend(missing)
+                filled.append((m.topic, m.partition, prev + 1, m.offset - 1))
             if prev is None or m.offset > prev:
                 self._last[tp] = m.offset
             out.append(ev)
-        return out
+        return out, filled
+
+    @staticmethod
+    async def release(consumer: Any, filled: list[tuple[str, int, int, int]]) -> None:
+        """Let faust commit past ranges it skipped, now that they are processed and stored."""
+        from faust.types import TP
+
+        for topic, partition, first, last in filled:
+            await consumer._add_gap(TP(topic, partition), first, last)
 
     async def _read(self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0) -> list[Refetched]:
         from aiokafka import AIOKafkaConsumer

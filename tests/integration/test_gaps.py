@@ -1,0 +1,42 @@
+"""streams/gaps.py against a real broker: offsets missing from a batch are read back in
+place, and the ranges filled are reported for faust to commit past."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from streams.gaps import GapFiller, RawMessage, Refetched
+from tests.services import Broker
+
+pytestmark = pytest.mark.integration
+
+
+def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> None:
+    from kafka import KafkaProducer
+
+    topic = f"gaps-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=[broker.url.removeprefix("kafka://")])
+    for i in range(10):
+        producer.send(topic, key=b"k", value=f"v{i}".encode(), partition=0)
+    producer.flush()
+    producer.close()
+
+    def ev(offset: int) -> Refetched:
+        return Refetched(RawMessage(topic, 0, offset, b"k", f"v{offset}".encode()))
+
+    async def run() -> tuple[list, list, list, list]:
+        filler = GapFiller([broker.url.removeprefix("kafka://")], committed=lambda t, p: 1)
+        try:
+            first, gaps1 = await filler.complete([ev(1), ev(2), ev(5), ev(6)])  # 3, 4 skipped
+            second, gaps2 = await filler.complete([ev(6), ev(9)])  # a redelivery, then 7, 8 skipped
+            return first, gaps1, second, gaps2
+        finally:
+            await filler.close()
+
+    first, gaps1, second, gaps2 = asyncio.run(run())
+    assert [(e.message.offset, e.message.value) for e in first] == [(o, f"v{o}".encode()) for o in range(1, 7)]
+    assert gaps1 == [(topic, 0, 3, 4)]
+    assert [e.message.offset for e in second] == [6, 7, 8, 9]
+    assert gaps2 == [(topic, 0, 7, 8)]
