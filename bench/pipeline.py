@@ -16,6 +16,8 @@ Figures (``--json`` keys):
 - ``ceiling_events_per_s``: a bare aiokafka consumer reading the same topic; ``ratio`` =
   events_per_s / ceiling.
 - ``e2e_p50_ms`` / ``e2e_p99_ms``: bench/latency.py.
+- ``replay_month_s``: 30 days of the simulated three-tenant centre (about 3,000 contacts a
+  day) through one worker, from the first event seen to the last record stored.
 - ``panel_max_ms`` / ``panel_p50_ms`` / ``panel_over_300ms``: ClickHouse time of every dashboard
   query over a generated history of ``panel_interactions`` contacts (bench/panels.py).
 - ``alert_p50_ms`` / ``alert_p99_ms`` / ``alert_max_ms``: breach-to-webhook latency with the
@@ -43,6 +45,10 @@ from streams.settings import Settings, load_settings
 
 #: How often the KPI rows are looked for near the end of the throughput run.
 KPI_POLL_S = 0.05
+
+
+#: 30 days of the simulator's default centre (~2,950 contacts a day).
+MONTH_INTERACTIONS = 88_000
 
 
 def _free_port() -> int:
@@ -168,17 +174,18 @@ def private_broker(workdir: Path) -> Iterator[int]:
         devstack.down(workdir / "state", port)
 
 
-def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str, Any]:
+def measure_throughput(events_wanted: int, workdir: Path, port: int, interactions: int | None = None,
+                       tag_suffix: str = "") -> dict[str, Any]:
     from streams.producer import from_event, produce
     from streams.simulate import SimConfig, simulate
 
-    tag = f"bench{os.getpid()}"
+    tag = f"bench{os.getpid()}{tag_suffix}"
     s = bench_settings(workdir, port, tag)
     worker = None
     try:
         prepare(s)
         # ~7 interaction events per contact; agent events come on top.
-        sim = simulate(SimConfig(seed=7, interactions=max(1000, events_wanted // 7)))
+        sim = simulate(SimConfig(seed=7, interactions=interactions or max(1000, events_wanted // 7)))
         events = sorted(sim.events, key=lambda e: e["ts"])
         offered = len({e["interaction_id"] for e in events if e["type"] == "offered"})
         messages = [from_event(e) for e in events]
@@ -260,7 +267,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int) -> dict[str
 
 def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             skip_latency: bool = False, skip_alerts: bool = False, alert_episodes: int = 20,
-            panel_interactions: int = 10_000_000, skip_panels: bool = False) -> dict[str, Any]:
+            panel_interactions: int = 10_000_000, skip_panels: bool = False,
+            skip_month: bool = False) -> dict[str, Any]:
     from bench.alerts import measure_alerts
     from bench.latency import measure_latency
     from bench.panels import measure_panels
@@ -275,6 +283,14 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             r.update(alert_p50_ms=None, alert_p99_ms=None)
         else:
             r.update(measure_alerts(workdir, port, episodes=alert_episodes))
+        if skip_month:
+            r.update(replay_month_s=None)
+        else:
+            _note(f"a month of the simulated centre ({MONTH_INTERACTIONS:,} contacts, 30 days) through one worker")
+            (workdir / "month").mkdir(exist_ok=True)
+            m = measure_throughput(0, workdir / "month", port, interactions=MONTH_INTERACTIONS, tag_suffix="m")
+            r.update(replay_month_s=m["pipeline_s"], replay_month_events=m["events"],
+                     replay_month_interactions=m["interactions"], replay_month_worker_rss_mb=m["worker_rss_mb"])
     if skip_panels:
         r.update(panel_max_ms=None)
     else:
@@ -293,7 +309,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
                     skip_alerts=getattr(args, "skip_alerts", False),
                     alert_episodes=getattr(args, "alert_episodes", 20),
                     panel_interactions=getattr(args, "panel_interactions", 10_000_000),
-                    skip_panels=getattr(args, "skip_panels", False))
+                    skip_panels=getattr(args, "skip_panels", False),
+                    skip_month=getattr(args, "skip_month", False))
     if args.json:
         print(json.dumps(r))
         return 0
@@ -334,6 +351,14 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ]
     else:
         rows.append(("breach → webhook latency", "skipped (--skip-alerts)"))
+    if r.get("replay_month_s") is not None:
+        rows += [
+            (f"replay a month ({_fmt(r['replay_month_interactions'], ',')} contacts, "
+             f"{_fmt(r['replay_month_events'], ',')} events)", f"{_fmt(r['replay_month_s'], ',.0f')} s"),
+            ("worker RSS after the month", f"{_fmt(r['replay_month_worker_rss_mb'], ',.0f')} MB"),
+        ]
+    else:
+        rows.append(("month replay", "skipped (--skip-month)"))
     if r.get("panel_max_ms") is not None:
         rows += [
             (f"dashboard queries over {_fmt(r['panel_interactions'], ',')} contacts", _fmt(r["panel_queries"], ",")),

@@ -793,7 +793,6 @@ def create_app(s: Settings) -> faust.App:
     async def _close_writer(app_: faust.App, **kwargs: Any) -> None:
         for n in notifiers:
             await n.stop()
-        await gaps.close()
         writer.close()
 
     return app

@@ -407,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--panel-interactions", type=int, default=10_000_000,
                        help="contacts of history the dashboard queries are timed over (default 10 million)")
     bench.add_argument("--skip-panels", action="store_true", help="no dashboard query timing")
+    bench.add_argument("--skip-month", action="store_true", help="no month replay")
     return p
 
 

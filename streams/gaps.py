@@ -47,7 +47,6 @@ class GapFiller:
         self._bootstrap = bootstrap_servers
         self._committed = committed
         self._last: dict[tuple[str, int], int] = {}
-        self._consumer: Any = None
         self.filled = 0
 
     def forget(self) -> None:
@@ -90,29 +89,28 @@ class GapFiller:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.structs import TopicPartition
 
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
-                                              enable_auto_commit=False, client_id="ccpulse-gap-filler")
-            await self._consumer.start()
+        # A consumer of its own for each read, stopped at once: one left assigned keeps
+        # fetching the partition in the background.
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                    client_id="ccpulse-gap-filler", max_partition_fetch_bytes=4 * 1024 * 1024)
+        await consumer.start()
         tp = TopicPartition(topic, partition)
-        self._consumer.assign([tp])
-        self._consumer.seek(tp, start)
         got: dict[int, Refetched] = {}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while len(got) < end - start and loop.time() < deadline:
-            batch = await self._consumer.getmany(tp, timeout_ms=500, max_records=end - start)
-            for r in batch.get(tp, []):
-                if start <= r.offset < end:
-                    got[r.offset] = Refetched(RawMessage(topic, partition, r.offset, r.key, r.value))
-            if batch.get(tp) and batch[tp][-1].offset >= end - 1:
-                break
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while len(got) < end - start and loop.time() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=end - start)
+                for r in batch.get(tp, []):
+                    if start <= r.offset < end:
+                        got[r.offset] = Refetched(RawMessage(topic, partition, r.offset, r.key, r.value))
+                if batch.get(tp) and batch[tp][-1].offset >= end - 1:
+                    break
+        finally:
+            await consumer.stop()
         if len(got) < end - start:
             # Not there (deleted by retention, or a transaction marker): nothing to process.
             log.warning("%s[%d]: %d of offsets %d..%d could be read back", topic, partition, len(got), start, end - 1)
         return [got[o] for o in sorted(got)]
-
-    async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None

@@ -28,12 +28,9 @@ def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> 
 
     async def run() -> tuple[list, list, list, list]:
         filler = GapFiller([broker.url.removeprefix("kafka://")], committed=lambda t, p: 1)
-        try:
-            first, gaps1 = await filler.complete([ev(1), ev(2), ev(5), ev(6)])  # 3, 4 skipped
-            second, gaps2 = await filler.complete([ev(6), ev(9)])  # a redelivery, then 7, 8 skipped
-            return first, gaps1, second, gaps2
-        finally:
-            await filler.close()
+        first, gaps1 = await filler.complete([ev(1), ev(2), ev(5), ev(6)])  # 3, 4 skipped
+        second, gaps2 = await filler.complete([ev(6), ev(9)])  # a redelivery, then 7, 8 skipped
+        return first, gaps1, second, gaps2
 
     first, gaps1, second, gaps2 = asyncio.run(run())
     assert [(e.message.offset, e.message.value) for e in first] == [(o, f"v{o}".encode()) for o in range(1, 7)]
