@@ -29,7 +29,7 @@ class BatchWriter:
         self._ch: ClickHouse | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._max_backoff = max_backoff_s
-        self.degraded: str | None = None
+        self._failing: dict[str, str] = {}  # what (a table's write, a read) -> its last error
         self.rows_written: dict[str, int] = {}
         self.last_write_at: float | None = None
 
@@ -55,6 +55,12 @@ class BatchWriter:
         like a write: the caller cannot go on without its answer."""
         return await self._retrying("read", lambda ch: ch.query(sql(ch.database)))
 
+    @property
+    def degraded(self) -> str | None:
+        """Why the sink is degraded, or None: every write or read that is failing now. Per
+        table, so one table's success does not hide another's outage."""
+        return "; ".join(f"{w}: {e}" for w, e in sorted(self._failing.items())) or None
+
     async def _retrying(self, what: str, fn: Callable[[ClickHouse], T]) -> T:
         backoff = 0.2
         while True:
@@ -62,15 +68,14 @@ class BatchWriter:
                 out = await self._run(fn)
             except (ClickHouseUnavailable, ClickHouseError) as e:
                 retry = getattr(e, "retry_after", backoff)
-                self.degraded = f"{what}: {e}"
+                self._failing[what] = str(e)
                 log.warning("ClickHouse %s failed (%s); retrying in %.1f s, consumption paused",
                             what, e, max(retry, backoff))
                 await asyncio.sleep(max(retry, backoff))
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            if self.degraded:
-                log.warning("ClickHouse writes recovered")
-            self.degraded = None
+            if self._failing.pop(what, None) is not None:
+                log.warning("ClickHouse %s recovered", what)
             return out
 
     async def query(self, sql: str) -> Result:

@@ -16,8 +16,8 @@ from streams.clickhouse import connect
 from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
-from tests.integration.test_kpis import CENTRE, independent_intervals, wait_intervals
-from tests.services import ClickHouseServer, Worker, free_port, run_cli, wait_for
+from tests.integration.test_kpis import independent_intervals, prepared_env, wait_intervals
+from tests.services import ClickHouseServer, Worker, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,7 @@ def test_two_workers_rebalance_and_crash_and_the_intervals_stay_exact(
     """A second worker joins mid-stream (partitions move), is SIGKILLed (they move back
     after its session times out), then the first is SIGKILLed and restarted."""
     db = f"faults_{pipeline_env['CCPULSE_APP_ID'].split('-')[-1]}"
-    env = dict(pipeline_env, CCPULSE_CLICKHOUSE_URL=clickhouse_server.url(db))
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
-    run_cli(env, "setup")
-    run_cli(env, "db", "migrate")
+    env = prepared_env(pipeline_env, tmp_path, CCPULSE_CLICKHOUSE_URL=clickhouse_server.url(db))
     expected = independent_intervals(sim.truth)
     messages = [from_event(e) for e in event_time_order(sim)]
     cut1, cut2 = len(messages) * 2 // 5, len(messages) * 7 // 10
@@ -87,12 +82,7 @@ def test_clickhouse_down_for_30_s_pauses_then_everything_lands_exactly_once(
         pytest.skip("clickhouse-server not installed (apt-get install clickhouse-server)")
     server = ClickHouseServer(tmp_path / "clickhouse").start()  # its own: this test stops it
     small = simulate(SimConfig(seed=44, interactions=1_500))
-    env = dict(pipeline_env, CCPULSE_CLICKHOUSE_URL=server.url("ccpulse"))
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
-    run_cli(env, "setup")
-    run_cli(env, "db", "migrate")
+    env = prepared_env(pipeline_env, tmp_path, CCPULSE_CLICKHOUSE_URL=server.url("ccpulse"))
     messages = [from_event(e) for e in event_time_order(small)]
     half = len(messages) // 2
     send(env, messages[:half])
@@ -131,12 +121,7 @@ def test_a_batch_whose_second_table_fails_is_stored_whole_once_it_can_be(
     figures come out exact, with nothing stored twice in the views."""
     db = f"halfway_{pipeline_env['CCPULSE_APP_ID'].split('-')[-1]}"
     small = simulate(SimConfig(seed=45, interactions=1_000))
-    env = dict(pipeline_env, CCPULSE_CLICKHOUSE_URL=clickhouse_server.url(db))
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
-    run_cli(env, "setup")
-    run_cli(env, "db", "migrate")
+    env = prepared_env(pipeline_env, tmp_path, CCPULSE_CLICKHOUSE_URL=clickhouse_server.url(db))
     admin = connect(clickhouse_server.url(db))
     worker = Worker(env, tmp_path / "w.log").start()
     try:
@@ -153,8 +138,9 @@ def test_a_batch_whose_second_table_fails_is_stored_whole_once_it_can_be(
         time.sleep(3)
         admin.command(f"RENAME TABLE {db}.kpi_interval_parts_away TO {db}.kpi_interval_parts")
         wait_intervals(worker, independent_intervals(small.truth), db=db)
-        (n,) = admin.query(f"SELECT count() FROM {db}.interactions FINAL").rows[0]
-        assert n == len(small.truth)
+        # Records reach ClickHouse through their own topic, after the intervals.
+        wait_for(lambda: admin.query(f"SELECT count() FROM {db}.interactions FINAL").rows[0][0] == len(small.truth),
+                 120, "every record stored once")
         (raw_distinct,) = admin.query(f"SELECT uniqExact(event_id) FROM {db}.raw_events").rows[0]
         assert raw_distinct == len({json.loads(m.value)["event_id"] for m in messages})
         assert worker.health()["status"] == "ok"
@@ -171,11 +157,7 @@ def test_three_sigkills_at_random_points_lose_nothing_and_count_nothing_twice(
     import random
 
     small = simulate(SimConfig(seed=46, interactions=2_000))
-    cfg = tmp_path / "centre.yaml"
-    cfg.write_text(CENTRE)
-    env = dict(pipeline_env, CCPULSE_CENTRE_CONFIG=str(cfg))
-    run_cli(env, "setup")
-    run_cli(env, "db", "migrate")
+    env = prepared_env(pipeline_env, tmp_path)
     send(env, [from_event(e) for e in event_time_order(small)])
     rnd = random.Random(46)
     total = len(small.events)

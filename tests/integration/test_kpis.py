@@ -89,13 +89,15 @@ def sim() -> Simulation:
     return simulate(SimConfig(seed=21, interactions=3_000))
 
 
-def _env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def prepared_env(pipeline_env: dict[str, str], tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The test's environment with this module's centre file and ``settings``; topics and
+    schema created."""
     cfg = tmp_path / "centre.yaml"
     cfg.write_text(CENTRE)
-    pipeline_env["CCPULSE_CENTRE_CONFIG"] = str(cfg)
-    run_cli(pipeline_env, "setup")
-    run_cli(pipeline_env, "db", "migrate")
-    return pipeline_env
+    env = dict(pipeline_env, CCPULSE_CENTRE_CONFIG=str(cfg), **settings)
+    run_cli(env, "setup")
+    run_cli(env, "db", "migrate")
+    return env
 
 
 def wait_intervals(worker: Worker, expected: dict, view: str = "kpi_intervals_15m", db: str = "ccpulse") -> None:
@@ -144,7 +146,7 @@ def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], parti
 
 def test_interval_kpis_equal_independent_count_and_sql_across_a_sigkill(
         pipeline_env: dict[str, str], tmp_path: Path, sim: Simulation) -> None:
-    env = _env(pipeline_env, tmp_path)
+    env = prepared_env(pipeline_env, tmp_path)
     expected = independent_intervals(sim.truth)
     plant_stale_row(env, sim.truth)
     messages = [from_event(e) for e in event_time_order(sim)]
@@ -212,7 +214,7 @@ def _ev(typ: str, t: int, iid: str, n: int, **kw: Any) -> dict[str, Any]:
 
 
 def test_live_windows_and_contacts_waiting_now(pipeline_env: dict[str, str], tmp_path: Path) -> None:
-    env = _env(pipeline_env, tmp_path)
+    env = prepared_env(pipeline_env, tmp_path)
     t0 = 1_767_258_000_000
     worker = Worker(env, tmp_path / "w.log").start()
     try:

@@ -5,15 +5,12 @@ least one row; and figures a wrong query would get wrong, against independent co
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +19,9 @@ from streams.grafana.dashboards import build_all
 from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
 from streams.grafana.macros import expand
+from tests.conftest import make_env
 from tests.integration.pipeline_helpers import send
-from tests.services import Broker, Worker, free_port, run_cli, wait_for
+from tests.services import Broker, Worker, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,22 +74,6 @@ def _post(worker: Worker, sql: str) -> dict[str, Any]:
         raise AssertionError(f"ClickHouse refused the query: {json.loads(e.read()).get('error')}\n{sql}") from None
 
 
-def module_env(broker: Broker, tmp: Path) -> dict[str, str]:
-    """As conftest's pipeline_env, once for the module: own topics, group, state and chdb."""
-    tag = f"g{os.getpid()}x{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
-    env.update({
-        "CCPULSE_BROKER": broker.url, "CCPULSE_BROKER_FLAVOUR": "tansu", "CCPULSE_APP_ID": f"ccpulse-{tag}",
-        **{f"CCPULSE_TOPIC_{t.upper().replace('-', '_')}": f"{tag}.{t}"
-           for t in ("events", "agent-events", "interactions", "dead-letters", "agent-activity", "live-parts",
-                     "alerts")},
-        "CCPULSE_PARTITIONS": "4", "CCPULSE_SESSION_TIMEOUT_S": "4", "CCPULSE_COMMIT_INTERVAL_S": "0.5",
-        "CCPULSE_STATE_DIR": str(tmp / "state"), "CCPULSE_CLICKHOUSE_URL": f"chdb://{tmp / 'chdb'}",
-        "CCPULSE_WEB_PORT": str(free_port()), "CCPULSE_DEV_BROKER_PORT": str(broker.port), "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
 def _ms(ts: str) -> int:
     return int(datetime.fromisoformat(ts).timestamp() * 1000)
 
@@ -118,7 +100,7 @@ def _stored(worker: Worker, sim: Simulation) -> bool:
 @pytest.fixture(scope="module")
 def loaded(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     tmp = tmp_path_factory.mktemp("panels")
-    env = module_env(broker, tmp)
+    env = make_env(tmp, broker)
     (tmp / "centre.yaml").write_text(CENTRE)
     env["CCPULSE_CENTRE_CONFIG"] = str(tmp / "centre.yaml")
     run_cli(env, "setup")
