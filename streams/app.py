@@ -706,6 +706,40 @@ def create_app(s: Settings) -> faust.App:
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
         await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, version))
 
+    inactive_seen: dict[Any, int] = {}
+
+    def inactive_partitions() -> set[Any]:
+        """Assigned source partitions the consumer is not fetching, other than those faust
+        paused for a full stream buffer (they resume as the buffer drains)."""
+        c = app.consumer
+        if app.in_recovery or getattr(app, "rebalancing", False) or not kpis_settled():
+            return set()
+        want = {tp for tp in c.assignment() if not c._is_changelog_tp(tp)}
+        return want - set(c._get_active_partitions()) - set(c._buffered_partitions)
+
+    @app.timer(interval=5.0, name="fetch-watchdog")
+    async def fetch_watchdog() -> None:
+        """Resume a source partition faust left out of its fetches after a rebalance.
+
+        A restarted worker in CI once stopped receiving a whole partition for minutes (its
+        events never came, every agent idle, no error). A partition counts only when it
+        is seen left out twice in a row, outside recovery and rebalances."""
+        missing = inactive_partitions()
+        for tp in list(inactive_seen):
+            if tp not in missing:
+                del inactive_seen[tp]
+        stuck = []
+        for tp in missing:
+            inactive_seen[tp] = inactive_seen.get(tp, 0) + 1
+            if inactive_seen[tp] >= 2:
+                stuck.append(tp)
+        if stuck:
+            log.warning("partitions %s were assigned but not fetched: resuming them",
+                        sorted(f"{tp.topic}[{tp.partition}]" for tp in stuck))
+            app.consumer.resume_partitions(stuck)
+            for tp in stuck:
+                inactive_seen.pop(tp, None)
+
     @app.timer(interval=centre.windows.refresh_s, name="agent-figures")
     async def agent_figures() -> None:
         """Each agent's time per state in the intervals that changed, and its state now."""
@@ -786,6 +820,7 @@ def create_app(s: Settings) -> faust.App:
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data), "agents": agent_progress,
                 "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in getattr(app.consumer, "_buffered_partitions", ())),
+                "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in inactive_partitions()),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
             })
 

@@ -119,7 +119,7 @@ def wait_intervals(worker: Worker, expected: dict, view: str = "kpi_intervals_15
         raise AssertionError(f"{view}: {_diff(expected, last)}\nSQL view: {sql}\n"
                              f"worker: events {h['events']}, states {h['states']}, late {h['late_updates']}, "
                              f"refetched {h['offsets_refetched']}, agents {h.get('agents')}, "
-                             f"paused for a full buffer {h.get('paused')}") from None
+                             f"paused for a full buffer {h.get('paused')}, not fetched {h.get('not_fetched')}") from None
 
 
 def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], partitions: int = 4) -> tuple:
