@@ -739,6 +739,42 @@ def create_app(s: Settings) -> faust.App:
             app.consumer.resume_partitions(stuck)
             for tp in stuck:
                 inactive_seen.pop(tp, None)
+        await check_stalled()
+
+    progress_seen = {"events": -1, "at": time.monotonic()}
+
+    async def check_stalled(idle_s: float = s.stall_timeout_s) -> None:
+        """Exit (code 75, for the supervisor to restart the worker) when the broker holds
+        messages for this worker's partitions but none has arrived for ``idle_s``.
+
+        A restarted worker in CI twice stopped receiving anything right after reading
+        skipped offsets back (every agent idle, partitions active, no error). A fresh
+        process resumes from the committed offsets, so nothing is lost; before exiting, the
+        log gets every asyncio task's stack and the lag per partition, to find the cause."""
+        now = time.monotonic()
+        busy = any(p["in_batch_since"] for p in agent_progress.values())
+        if counters.events != progress_seen["events"] or busy or writer.degraded or app.in_recovery \
+                or getattr(app, "rebalancing", False) or not kpis_settled():
+            progress_seen.update(events=counters.events, at=now)
+            return
+        if now - progress_seen["at"] < idle_s:
+            return
+        c = app.consumer
+        tps = [tp for tp in c.assignment() if not c._is_changelog_tp(tp)]
+        ends = await c.highwaters(*tps)
+        behind = {}
+        for tp in tps:
+            read = c._read_offset.get(tp)
+            last = read if read is not None else (c._committed_offset.get(tp) or 0) - 1
+            if ends.get(tp) is not None and ends[tp] - 1 > last:
+                behind[f"{tp.topic}[{tp.partition}]"] = (last, ends[tp] - 1)
+        if not behind:
+            progress_seen["at"] = now  # caught up: idle is fine
+            return
+        log.critical("no message for %.0f s while the broker holds more (last read, last offset): %s; "
+                     "exiting for a restart. Tasks:\n%s", now - progress_seen["at"], behind, _task_dump(app))
+        logging.shutdown()
+        os._exit(75)
 
     @app.timer(interval=centre.windows.refresh_s, name="agent-figures")
     async def agent_figures() -> None:
@@ -802,6 +838,14 @@ def create_app(s: Settings) -> faust.App:
                 return self.json({"error": str(e)}, status=400)
             return self.json({"columns": res.columns, "rows": [[_jsonable(v) for v in r] for r in res.rows]})
 
+    @app.page("/debug/tasks")
+    class TasksView(View):
+        """Every asyncio task of the worker with where it waits: for a worker that stops
+        making progress without an error (thread dumps show only an idle event loop)."""
+
+        async def get(self, request: Request, **kwargs: Any) -> Response:
+            return self.json(_task_stacks(app))
+
     @app.page("/health")
     class HealthView(View):
         """Liveness and progress: counters, rows stored, and why the sink is degraded."""
@@ -831,6 +875,26 @@ def create_app(s: Settings) -> faust.App:
         writer.close()
 
     return app
+
+
+def _task_stacks(app: faust.App) -> dict[str, list[dict[str, Any]]]:
+    """Every asyncio task of the main loop and of faust's consumer thread, with its stack."""
+    loops = {"main": asyncio.get_running_loop()}
+    thread = getattr(app.consumer, "_thread", None)
+    if getattr(thread, "thread_loop", None) is not None:
+        loops["consumer"] = thread.thread_loop
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, loop in loops.items():
+        out[name] = [{"task": t.get_name(), "coro": getattr(t.get_coro(), "__qualname__", "?"),
+                      "stack": [f"{'/'.join(f.f_code.co_filename.rsplit('/', 2)[-2:])}:{f.f_lineno} "
+                                f"{f.f_code.co_name}" for f in t.get_stack(limit=12)]}
+                     for t in list(asyncio.all_tasks(loop))]
+    return out
+
+
+def _task_dump(app: faust.App) -> str:
+    return "\n".join(f"  [{loop}] {t['coro']}: " + " <- ".join(reversed(t["stack"]))
+                     for loop, tasks in _task_stacks(app).items() for t in tasks)
 
 
 def _jsonable(v: Any) -> Any:

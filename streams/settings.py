@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     clickhouse_database: str = Field("ccpulse", description="Database for chdb (a clickhouse:// URL names its own).")
     sink_batch_size: int = Field(5000, ge=1, description="Rows per ClickHouse insert at most.")
     sink_batch_seconds: float = Field(0.2, gt=0, description="Longest a row waits before its batch is written.")
+    stall_timeout_s: float = Field(30.0, gt=0, description="Seconds without a message while the broker holds more "
+                                   "for this worker before it exits (code 75) for its supervisor to restart it.")
     # --- Worker web endpoint -----------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's read-only HTTP endpoint.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP endpoint (`ccpulse sql` uses it).")
