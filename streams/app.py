@@ -133,68 +133,6 @@ def _set_fetch_max_wait(seconds: float) -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
-class _Resume:
-    """Continue a coroutine that was stepped by hand and suspended on ``yielded`` (a future),
-    inside whatever task awaits this: values and exceptions pass through unchanged."""
-
-    def __init__(self, coro: Any, yielded: Any) -> None:
-        self.coro, self.yielded = coro, yielded
-
-    def __await__(self) -> Any:
-        yielded = self.yielded
-        while True:
-            try:
-                value = yield yielded
-            except BaseException as exc:  # noqa: BLE001 -- forwarded to the coroutine, as a task would
-                try:
-                    yielded = self.coro.throw(exc)
-                except StopIteration as e:
-                    return e.value
-                continue
-            try:
-                yielded = self.coro.send(value)
-            except StopIteration as e:
-                return e.value
-
-
-def _lean_drain() -> None:
-    """faust's drain loop hands every message over with ``wait_first(callback(message),
-    suspend_flow.wait())``: four tasks and an ``asyncio.wait`` per message, 14 % of the
-    worker's time in a py-spy profile. The callback almost never waits (only for a full
-    stream buffer, flow control or a full producer buffer), so it is run at once here; if it
-    does suspend, or the flow is suspended, or the consumer is stopping, faust's own
-    ``wait_first`` takes over from where it stopped, so rebalances behave as before."""
-    from faust.transport.drivers.aiokafka import Consumer
-
-    if getattr(Consumer, "_ccpulse_lean", False):
-        return
-    original = Consumer.wait_first
-
-    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
-        if len(coros) != 2 or timeout is not None or not asyncio.iscoroutine(coros[0]) \
-                or getattr(coros[1], "cr_frame", None) is None \
-                or coros[1].cr_frame.f_locals.get("self") is not self.suspend_flow \
-                or self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set():
-            return await original(self, *coros, timeout=timeout)
-        callback, suspend = coros
-        try:
-            yielded = callback.send(None)
-        except StopIteration:
-            suspend.close()
-            return None  # the drain loop does not read the result
-        except BaseException:
-            suspend.close()
-            raise
-
-        async def rest() -> Any:
-            return await _Resume(callback, yielded)
-
-        return await original(self, rest(), suspend)
-
-    Consumer.wait_first = wait_first  # type: ignore[method-assign]
-    Consumer._ccpulse_lean = True  # type: ignore[attr-defined]
-
-
 def create_app(s: Settings) -> faust.App:
     """Build the app for these settings (agents close over them; no module globals)."""
     datadir = s.state_dir / "faust" / f"worker-{s.web_port}"
@@ -225,7 +163,6 @@ def create_app(s: Settings) -> faust.App:
         producer_linger=0.005,
     )
     _set_fetch_max_wait(s.fetch_max_wait_s)
-    _lean_drain()
     if s.broker_flavour == "tansu":
         from streams.broker_quirks import patch_end_offsets_for_tansu
 
