@@ -23,7 +23,8 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 import orjson
-from faust.types import TP, EventT
+from faust.types import TP
+from faust.types.tuples import Message as MessageT
 from faust.web import Request, Response, View
 
 from schemas.events import Event
@@ -34,6 +35,8 @@ from streams import state as sm
 from streams.centre import ConfigError, load_centre
 from streams.clickhouse import connect
 from streams.gaps import GapFiller
+from streams.inbox import Inbox
+from streams.inbox import install as use_inboxes
 from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
 from streams.sends import PartitionBatches
 from streams.settings import Settings
@@ -81,8 +84,7 @@ class Counters:
     first_event_at: float | None = None
 
 
-def _dead_letter(rej: Rejected, ev: EventT) -> dict[str, Any]:
-    m = ev.message
+def _dead_letter(rej: Rejected, m: MessageT) -> dict[str, Any]:
     value = m.value if isinstance(m.value, bytes) else (m.value or b"")
     return {
         "reason": rej.reason, "error": rej.error[:2000], "source_topic": m.topic,
@@ -162,6 +164,7 @@ def create_app(s: Settings) -> faust.App:
         stream_buffer_maxsize=16384,
         producer_linger=0.005,
     )
+    use_inboxes(app)
     _set_fetch_max_wait(s.fetch_max_wait_s)
     if s.broker_flavour == "tansu":
         from streams.broker_quirks import patch_end_offsets_for_tansu
@@ -422,16 +425,15 @@ def create_app(s: Settings) -> faust.App:
                           orjson.dumps({"i": iid, "g": segs, "t": tenant}))
         st["a"] = now_segs
 
-    def validated(events: Sequence[EventT], kind: TopicKind) -> list[tuple[EventT, Event]]:
+    def validated(events: Sequence[MessageT], kind: TopicKind) -> list[tuple[MessageT, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
-        good: list[tuple[EventT, Event]] = []
-        for ev in events:
-            m = ev.message
+        good: list[tuple[MessageT, Event]] = []
+        for m in events:
             if isinstance(out_ := validate(m.value, m.key, kind), Rejected):
-                sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, ev)).encode())
+                sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, m)).encode())
                 counters.dead_letters += 1
             else:
-                good.append((ev, out_))
+                good.append((m, out_))
         counters.events += len(events)
         if counters.first_event_at is None:
             counters.first_event_at = time.time()
@@ -463,25 +465,52 @@ def create_app(s: Settings) -> faust.App:
 
     def batch_agent(topic: Any, name: str, size: int = s.sink_batch_size,
                     within: float = s.sink_batch_seconds) -> Callable[[Any], Any]:
-        """Register ``handle(events)`` as an agent over batches of ``topic``: offsets the
-        consumer skipped are filled in (streams/gaps.py), and a batch whose handling raised is
-        never acked (``fatal``)."""
+        """Run ``handle(messages)`` over batches of ``topic``, taken from the inbox the
+        consumer fills (streams/inbox.py). Offsets the consumer skipped are filled in
+        (streams/gaps.py); a batch is acked only after ``handle`` returned (its results
+        stored), and one whose handling raised is never acked (``fatal``)."""
+        inbox = Inbox(name, maxsize=max(16384, 2 * size))
+        for t in topic.topics:
+            app.inboxes[t] = inbox
+
         def register(handle: Callable[[list[Any]], Awaitable[None]]) -> Callable[[list[Any]], Awaitable[None]]:
-            async def run(stream: faust.StreamT) -> None:
+            async def subscribe(stream: faust.StreamT) -> None:
+                # Subscribes the topic and takes part in faust's assignment; the messages
+                # themselves go to the inbox, never through this stream.
+                async for _ in stream:
+                    pass
+
+            subscribe.__name__ = subscribe.__qualname__ = handle.__name__
+            app.agent(topic, name=name)(subscribe)
+
+            async def run() -> None:
                 progress = agent_progress[name] = {"batches": 0, "in_batch_since": None, "last_batch_at": None}
-                async for batch in stream.take_events(size, within=within):
+                while True:
+                    taken = await inbox.take(size, within)
+                    gen = app.consumer_generation_id
+                    if not app.flow_control.is_active():
+                        continue  # a rebalance is under way: faust reads these again after it
+                    batch = [m for m in taken if m.generation_id == gen]
+                    if not batch:
+                        continue
+                    consumer = app.consumer
+                    consumer._unacked_messages.update(batch)  # a rebalance waits for this batch
                     progress["in_batch_since"] = time.time()
                     try:
-                        events, filled = await gaps.complete(batch)
-                        await handle(events)
+                        messages, filled = await gaps.complete(batch)
+                        await handle(messages)
                         if filled:
-                            await gaps.release(app.consumer, filled)
+                            await gaps.release(consumer, filled)
                     except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                         fatal(name, e)
+                    ack = consumer.ack
+                    for m in batch:
+                        ack(m)
                     progress["batches"] += 1
                     progress["in_batch_since"], progress["last_batch_at"] = None, time.time()
-            run.__name__ = run.__qualname__ = handle.__name__
-            app.agent(topic, name=name)(run)
+
+            run.__name__ = run.__qualname__ = f"{handle.__name__}_batches"
+            app.task(run)
             return handle
         return register
 
@@ -493,9 +522,8 @@ def create_app(s: Settings) -> faust.App:
         logging.shutdown()
         os._exit(70)
 
-    def raw_batch(good: list[tuple[EventT, Event]]) -> Any:
-        return rows.raw_event_batch(
-            (e, ev.message.topic, ev.message.partition, ev.message.offset, ev.message.value) for ev, e in good)
+    def raw_batch(good: list[tuple[MessageT, Event]]) -> Any:
+        return rows.raw_event_batch((e, m.topic, m.partition, m.offset, m.value) for m, e in good)
 
     @batch_agent(events_topic, "fold-interactions")
     async def fold_interactions(events: list[Any]) -> None:
@@ -505,12 +533,12 @@ def create_app(s: Settings) -> faust.App:
         # stood at the key's last event in the batch, as if events came one by one: a
         # replayed batch can span days of one partition.
         key_now: dict[bytes, int] = {}
-        for ev, e in good:
+        for m, e in good:
             clock.observe(e.ts_ms)
-            pclock = clocks[ev.message.partition]
+            pclock = clocks[m.partition]
             pclock.observe(e.ts_ms)
-            key_now[ev.message.key] = pclock.watermark_ms
-            by_key.setdefault(ev.message.key, (ev.message.partition, []))[1].append(sm.fact_of(e))
+            key_now[m.key] = pclock.watermark_ms
+            by_key.setdefault(m.key, (m.partition, []))[1].append(sm.fact_of(e))
         with_kpis = ensure_kpis()
         await reconcile_stored()
         # No await between reading and writing states: the timer cannot interleave.
@@ -543,20 +571,19 @@ def create_app(s: Settings) -> faust.App:
 
     @batch_agent(agent_events_topic, "agent-events")
     async def agent_events(events: list[Any]) -> None:
-        own = [ev for ev in events if ev.message.topic == s.topic_agent_events]
+        own = [m for m in events if m.topic == s.topic_agent_events]
         good = validated(own, "agent_events")
         changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
-        for ev, e in good:
+        for m, e in good:
             clock.observe(e.ts_ms)
-            key = ev.message.key
+            key = m.key
             st = agent_table.data.get(key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
                               getattr(e, "queues", None)):
                 agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
                 agent_table.data[key] = st
-                changed[key] = (st, ev.message.partition)
-        for ev in events:
-            m = ev.message
+                changed[key] = (st, m.partition)
+        for m in events:
             if m.topic != s.topic_agent_activity:
                 continue
             a = orjson.loads(m.value)
@@ -575,18 +602,17 @@ def create_app(s: Settings) -> faust.App:
     @batch_agent(interactions_topic, "store-interactions")
     async def store_interactions(events: list[Any]) -> None:
         await finish_batch((rows.INTERACTIONS_TABLE,
-                            rows.interaction_batch(orjson.loads(ev.message.value) for ev in events)))
+                            rows.interaction_batch(orjson.loads(m.value) for m in events)))
 
     @batch_agent(dead_letters_topic, "store-dead-letters")
     async def store_dead_letters(events: list[Any]) -> None:
         await finish_batch((rows.DEAD_LETTERS_TABLE,
-                            rows.dead_letter_batch(json.loads(ev.message.value) for ev in events)))
+                            rows.dead_letter_batch(json.loads(m.value) for m in events)))
 
     @batch_agent(live_parts_topic, "alerts")
     async def evaluate(events: list[Any]) -> None:
         touched: dict[bytes, int] = {}
-        for ev in events:
-            m = ev.message
+        for m in events:
             part = orjson.loads(m.value)
             st = alert_table.data.get(m.key) or {"parts": {}, "rules": {}}
             if "ap" in part:  # ready agents of one agents partition
@@ -622,19 +648,19 @@ def create_app(s: Settings) -> faust.App:
         receivers de-duplicate on alert_id, status and at_ms). Its own agent, so a slow
         receiver holds up notifications, never the figures."""
         source = {}
-        for ev in events:
-            n = _notification(orjson.loads(ev.message.value))
-            source[(n.alert_id, n.status, n.at_ms)] = ev
+        for m in events:
+            n = _notification(orjson.loads(m.value))
+            source[(n.alert_id, n.status, n.at_ms)] = m
             for notifier in notifiers:
                 notifier.enqueue(n)
         while any(getattr(x, "pending", 0) for x in notifiers):
             await asyncio.sleep(0.02)
         # Given up on: to the dead-letter topic (and table), with the reason.
         for n, reason in undelivered:
-            ev = source.get((n.alert_id, n.status, n.at_ms))
-            if ev is not None:
-                dl = _dead_letter(Rejected("alert_undelivered", reason), ev)
-                sends.add(s.topic_dead_letters, ev.message.partition, ev.message.key,
+            src = source.get((n.alert_id, n.status, n.at_ms))
+            if src is not None:
+                dl = _dead_letter(Rejected("alert_undelivered", reason), src)
+                sends.add(s.topic_dead_letters, src.partition, src.key,
                           json.dumps(dl).encode())
                 counters.dead_letters += 1
         undelivered.clear()

@@ -26,20 +26,14 @@ log = logging.getLogger("ccpulse.gaps")
 
 @dataclass(frozen=True)
 class RawMessage:
-    """The fields of a faust message the agents read."""
+    """The fields of a faust message the agents read (never acked: its range is released
+    as a gap instead)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-@dataclass(frozen=True)
-class Refetched:
-    """Stands in for a faust event (agents read ``.message``)."""
-
-    message: RawMessage
 
 
 class GapFiller:
@@ -53,13 +47,12 @@ class GapFiller:
         """After a rebalance another worker may have moved a partition on."""
         self._last.clear()
 
-    async def complete(self, events: Sequence[Any]) -> tuple[list[Any], list[tuple[str, int, int, int]]]:
+    async def complete(self, messages: Sequence[Any]) -> tuple[list[Any], list[tuple[str, int, int, int]]]:
         """The batch with skipped offsets read back in place, and the ranges filled
         (topic, partition, first, last): hand those to ``release`` once the batch is stored."""
         out: list[Any] = []
         filled: list[tuple[str, int, int, int]] = []
-        for ev in events:
-            m = ev.message
+        for m in messages:
             tp = (m.topic, m.partition)
             prev = self._last.get(tp)
             if prev is None:
@@ -74,7 +67,7 @@ class GapFiller:
                 filled.append((m.topic, m.partition, prev + 1, m.offset - 1))
             if prev is None or m.offset > prev:
                 self._last[tp] = m.offset
-            out.append(ev)
+            out.append(m)
         return out, filled
 
     @staticmethod
@@ -85,7 +78,7 @@ class GapFiller:
         for topic, partition, first, last in filled:
             await consumer._add_gap(TP(topic, partition), first, last)
 
-    async def _read(self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0) -> list[Refetched]:
+    async def _read(self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0) -> list[RawMessage]:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.structs import TopicPartition
 
@@ -95,7 +88,7 @@ class GapFiller:
                                     client_id="ccpulse-gap-filler", max_partition_fetch_bytes=4 * 1024 * 1024)
         await consumer.start()
         tp = TopicPartition(topic, partition)
-        got: dict[int, Refetched] = {}
+        got: dict[int, RawMessage] = {}
         try:
             consumer.assign([tp])
             consumer.seek(tp, start)
@@ -105,7 +98,7 @@ class GapFiller:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=end - start)
                 for r in batch.get(tp, []):
                     if start <= r.offset < end:
-                        got[r.offset] = Refetched(RawMessage(topic, partition, r.offset, r.key, r.value))
+                        got[r.offset] = RawMessage(topic, partition, r.offset, r.key, r.value)
                 if batch.get(tp) and batch[tp][-1].offset >= end - 1:
                     break
         finally:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from streams.gaps import GapFiller, RawMessage, Refetched
+from streams.gaps import GapFiller, RawMessage
 from tests.services import Broker
 
 pytestmark = pytest.mark.integration
@@ -23,8 +23,8 @@ def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> 
     producer.flush()
     producer.close()
 
-    def ev(offset: int) -> Refetched:
-        return Refetched(RawMessage(topic, 0, offset, b"k", f"v{offset}".encode()))
+    def ev(offset: int) -> RawMessage:
+        return RawMessage(topic, 0, offset, b"k", f"v{offset}".encode())
 
     async def run() -> tuple[list, list, list, list]:
         filler = GapFiller([broker.url.removeprefix("kafka://")], committed=lambda t, p: 1)
@@ -33,7 +33,7 @@ def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> 
         return first, gaps1, second, gaps2
 
     first, gaps1, second, gaps2 = asyncio.run(run())
-    assert [(e.message.offset, e.message.value) for e in first] == [(o, f"v{o}".encode()) for o in range(1, 7)]
+    assert [(e.offset, e.value) for e in first] == [(o, f"v{o}".encode()) for o in range(1, 7)]
     assert gaps1 == [(topic, 0, 3, 4)]
-    assert [e.message.offset for e in second] == [6, 7, 8, 9]
+    assert [e.offset for e in second] == [6, 7, 8, 9]
     assert gaps2 == [(topic, 0, 7, 8)]
