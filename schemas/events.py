@@ -5,6 +5,7 @@ models (``schemas/json/``); the stream validates every message against the same 
 """
 from __future__ import annotations
 
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
@@ -46,9 +47,10 @@ class _Event(BaseModel):
         v = v.astimezone(timezone.utc)
         return v.replace(microsecond=v.microsecond // 1000 * 1000)
 
-    @property
+    @cached_property
     def ts_ms(self) -> int:
         # ts is whole milliseconds (see _utc_ms) and < 2**53 ms, so the float is exact.
+        # Cached: read several times per event on the worker's hot path.
         return round(self.ts.timestamp() * 1000)
 
 

@@ -24,7 +24,6 @@ from typing import Any, Awaitable, Callable, Sequence
 import faust
 import orjson
 from faust.types import TP
-from faust.types.tuples import Message as MessageT
 from faust.web import Request, Response, View
 
 from schemas.events import Event
@@ -35,7 +34,9 @@ from streams import state as sm
 from streams.centre import ConfigError, load_centre
 from streams.clickhouse import connect
 from streams.gaps import GapFiller
-from streams.inbox import Inbox
+from streams.inbox import Inbox, Record
+from streams.inbox import ack as ack_batch
+from streams.inbox import track as track_batch
 from streams.inbox import install as use_inboxes
 from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
 from streams.sends import PartitionBatches
@@ -84,7 +85,7 @@ class Counters:
     first_event_at: float | None = None
 
 
-def _dead_letter(rej: Rejected, m: MessageT) -> dict[str, Any]:
+def _dead_letter(rej: Rejected, m: Record) -> dict[str, Any]:
     value = m.value if isinstance(m.value, bytes) else (m.value or b"")
     return {
         "reason": rej.reason, "error": rej.error[:2000], "source_topic": m.topic,
@@ -425,9 +426,9 @@ def create_app(s: Settings) -> faust.App:
                           orjson.dumps({"i": iid, "g": segs, "t": tenant}))
         st["a"] = now_segs
 
-    def validated(events: Sequence[MessageT], kind: TopicKind) -> list[tuple[MessageT, Event]]:
+    def validated(events: Sequence[Record], kind: TopicKind) -> list[tuple[Record, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
-        good: list[tuple[MessageT, Event]] = []
+        good: list[tuple[Record, Event]] = []
         for m in events:
             if isinstance(out_ := validate(m.value, m.key, kind), Rejected):
                 sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, m)).encode())
@@ -469,7 +470,7 @@ def create_app(s: Settings) -> faust.App:
         consumer fills (streams/inbox.py). Offsets the consumer skipped are filled in
         (streams/gaps.py); a batch is acked only after ``handle`` returned (its results
         stored), and one whose handling raised is never acked (``fatal``)."""
-        inbox = Inbox(name, maxsize=max(16384, 2 * size))
+        inbox = Inbox(name, maxsize=max(16384, 2 * size), generation=lambda: app.consumer_generation_id)
         for t in topic.topics:
             app.inboxes[t] = inbox
 
@@ -486,15 +487,11 @@ def create_app(s: Settings) -> faust.App:
             async def run() -> None:
                 progress = agent_progress[name] = {"batches": 0, "in_batch_since": None, "last_batch_at": None}
                 while True:
-                    taken = await inbox.take(size, within)
-                    gen = app.consumer_generation_id
-                    if not app.flow_control.is_active():
+                    batch = await inbox.take(size, within)  # of the current generation only
+                    if not batch or not app.flow_control.is_active():
                         continue  # a rebalance is under way: faust reads these again after it
-                    batch = [m for m in taken if m.generation_id == gen]
-                    if not batch:
-                        continue
                     consumer = app.consumer
-                    consumer._unacked_messages.update(batch)  # a rebalance waits for this batch
+                    stand_in = track_batch(consumer, batch)
                     progress["in_batch_since"] = time.time()
                     try:
                         messages, filled = await gaps.complete(batch)
@@ -503,9 +500,7 @@ def create_app(s: Settings) -> faust.App:
                             await gaps.release(consumer, filled)
                     except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                         fatal(name, e)
-                    ack = consumer.ack
-                    for m in batch:
-                        ack(m)
+                    ack_batch(consumer, batch, stand_in)
                     progress["batches"] += 1
                     progress["in_batch_since"], progress["last_batch_at"] = None, time.time()
 
@@ -515,14 +510,14 @@ def create_app(s: Settings) -> faust.App:
         return register
 
     def fatal(what: str, e: BaseException) -> None:
-        """A batch that was not fully processed must not be acked (take_events acks it on
-        the way out, even after an exception): exit, and process it again on restart."""
+        """A batch that was not fully processed must not be acked: exit, and process it
+        again on restart."""
         log.critical("%s failed (%r): exiting without committing; the batch will be processed again",
                      what, e, exc_info=e)
         logging.shutdown()
         os._exit(70)
 
-    def raw_batch(good: list[tuple[MessageT, Event]]) -> Any:
+    def raw_batch(good: list[tuple[Record, Event]]) -> Any:
         return rows.raw_event_batch((e, m.topic, m.partition, m.offset, m.value) for m, e in good)
 
     @batch_agent(events_topic, "fold-interactions")

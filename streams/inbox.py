@@ -10,7 +10,8 @@ agent that reads the topic, in one step; the agent takes batches from it.
 What faust's stream guaranteed is kept:
 
 - a batch is tracked as unacked while it is handled (a rebalance waits for it, as for a
-  stream's current event), and its messages are acked only once its results are stored;
+  stream's current event), and its offsets are acked only once its results are stored,
+  with faust's own ack bookkeeping, a batch at a time;
 - messages of an older consumer generation, or taken while flow is suspended for a
   rebalance, are dropped unacked (faust seeks back to the committed offsets and the
   consumer reads them again), as faust's stream skips them;
@@ -27,60 +28,124 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from typing import Any
+from collections import defaultdict, deque
+from typing import Any, Callable, Protocol
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger("ccpulse.inbox")
 
 
-class Inbox:
-    """Fetched messages of one agent's topics, waiting to be taken in batches."""
+class Record(Protocol):
+    """What the agents read of a message: aiokafka's ConsumerRecord, or a record the gap
+    filler read back (streams/gaps.py)."""
 
-    def __init__(self, name: str, maxsize: int) -> None:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Inbox:
+    """Fetched records of one agent's topics, waiting to be taken in batches.
+
+    The records are aiokafka's own (``topic``, ``partition``, ``offset``, ``key``,
+    ``value``...): no faust message per record. Each fetched chunk keeps the consumer
+    generation it was read in, and chunks of an older generation are dropped when taken.
+    """
+
+    def __init__(self, name: str, maxsize: int, generation: Callable[[], int]) -> None:
         self.name = name
         self.maxsize = maxsize
-        self._buf: deque[Any] = deque()
+        self._generation = generation
+        self._chunks: deque[tuple[int, list[Any]]] = deque()
+        self._n = 0
         self._arrived = asyncio.Event()
         self._full: set[Any] = set()  # partitions paused because this inbox was full
         self.consumer: Any = None
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return self._n
 
-    def put_many(self, tp: Any, messages: list[Any]) -> None:
-        self._buf.extend(messages)
+    def put_many(self, tp: Any, records: list[Any], generation: int) -> None:
+        self._chunks.append((generation, records))
+        self._n += len(records)
         self._arrived.set()
-        if len(self._buf) > self.maxsize and self.consumer is not None:
+        if self._n > self.maxsize and self.consumer is not None:
             self.consumer.on_buffer_full(tp)
             self._full.add(tp)
 
     async def take(self, size: int, within: float) -> list[Any]:
-        """Up to ``size`` messages: waits for the first, then at most ``within`` seconds
-        for the batch to fill."""
-        buf = self._buf
-        while not buf:
+        """Up to ``size`` records of the current generation: waits for the first, then at
+        most ``within`` seconds for the batch to fill."""
+        while not self._n:
             self._arrived.clear()
             await self._arrived.wait()
-        if len(buf) < size:
+        if self._n < size:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + within
-            while len(buf) < size and (left := deadline - loop.time()) > 0:
+            while self._n < size and (left := deadline - loop.time()) > 0:
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), left)
                 except asyncio.TimeoutError:
                     break
-        n = min(size, len(buf))
-        out = [buf.popleft() for _ in range(n)]
-        if self._full and len(buf) <= self.maxsize // 2 and self.consumer is not None:
+        out: list[Any] = []
+        chunks, current = self._chunks, self._generation()
+        while chunks and len(out) < size:
+            gen, records = chunks[0]
+            need = size - len(out)
+            if gen != current:  # read before a rebalance: faust reads them again after it
+                chunks.popleft()
+                self._n -= len(records)
+            elif len(records) <= need:
+                chunks.popleft()
+                out.extend(records)
+                self._n -= len(records)
+            else:
+                out.extend(records[:need])
+                chunks[0] = (gen, records[need:])
+                self._n -= need
+        if self._full and self._n <= self.maxsize // 2 and self.consumer is not None:
             for tp in self._full:
                 self.consumer.on_buffer_drop(tp)
             self._full.clear()
         return out
+
+
+def track(consumer: Any, batch: list[Any]) -> Any:
+    """Make a rebalance wait for ``batch`` (faust's ``wait_empty`` waits while it tracks
+    unacked messages): one faust message stands for the whole batch; give it to ``ack``."""
+    last = batch[-1]
+    stand_in = consumer._to_message(TP(last.topic, last.partition), last)
+    consumer._unacked_messages.add(stand_in)
+    return stand_in
+
+
+def ack(consumer: Any, batch: list[Any], stand_in: Any) -> None:
+    """faust's ``Consumer.ack`` for a whole batch: its offsets become committable."""
+    by_tp: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for r in batch:
+        by_tp[(r.topic, r.partition)].append(r.offset)
+    n = 0
+    with ack_lock:
+        for (topic, partition), offsets in by_tp.items():
+            tp = TP(topic, partition)
+            committed = consumer._committed_offset[tp]
+            index = consumer._acked_index[tp]
+            new = [o for o in offsets if (committed is None or o >= committed) and o not in index]
+            index.update(new)
+            consumer._acked[tp].extend(new)
+            n += len(new)
+        consumer._n_acked += n
+        stand_in.acked = True
+        consumer._unacked_messages.discard(stand_in)
+    notify(consumer._waiting_for_ack)
 
 
 class InboxConsumer(faust_aiokafka.Consumer):
@@ -97,7 +162,6 @@ class InboxConsumer(faust_aiokafka.Consumer):
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
-        to_message = self._to_message
         sleep = asyncio.sleep
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
@@ -126,18 +190,13 @@ class InboxConsumer(faust_aiokafka.Consumer):
                         await self._deliver_one_by_one(tp, recs, callback, acks_enabled_for)
                         continue
                     r_offset = get_read_offset(tp)
-                    msgs = []
-                    for record in recs:
-                        if r_offset is None or record.offset >= r_offset:
-                            msgs.append(to_message(tp, record))
-                            r_offset = record.offset
-                    if msgs:
-                        if self.suspend_flow.is_set():
-                            # A rebalance began: faust's wait_first would drop these too.
-                            set_read_offset(tp, r_offset)
-                            continue
-                        inbox.put_many(tp, msgs)
-                        set_read_offset(tp, r_offset)
+                    if r_offset is not None and recs[0].offset < r_offset:  # faust drops these
+                        recs = [r for r in recs if r.offset >= r_offset]
+                    if recs:
+                        # Unless a rebalance began: faust's wait_first drops them then too.
+                        if not self.suspend_flow.is_set():
+                            inbox.put_many(tp, recs, generation_id)
+                        set_read_offset(tp, recs[-1].offset)
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()
