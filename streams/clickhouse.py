@@ -8,7 +8,9 @@ Both take columnar batches as pyarrow arrays: chdb inserts them zero-copy throug
 from __future__ import annotations
 
 import logging
+import os
 import re
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,9 @@ from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+
+#: Where embedded inserts stage their Arrow file: memory where the machine offers it.
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 Dialect = Literal["modern", "legacy"]
 
@@ -114,14 +119,25 @@ class ChdbClickHouse:
         return Result(names, list(zip(*(cols[n] for n in names))) if names else [])
 
     def insert(self, table: str, batch: pa.Table) -> None:
-        ccpulse_batch = batch  # noqa: F841 -- chdb resolves Python(name) from this frame
+        # Through an Arrow file in memory (/dev/shm where there is one), not chdb's
+        # Python(table) function: that reads the columns under the GIL, and took twice as
+        # long (5,000 raw events: 56 ms, the worker's other thread slowed to 88 %; by file
+        # 29 ms and 98 %). pyarrow writes the file without the GIL.
+        from pyarrow import feather
+
         cols = ", ".join(batch.column_names)
-        with self._lock:
-            try:
-                self._session.query(
-                    f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM Python(ccpulse_batch)")
-            except Exception as e:
-                raise ClickHouseError(f"insert into {table}: {e}") from None
+        fd, name = tempfile.mkstemp(prefix="ccpulse-batch-", suffix=".arrow", dir=_SCRATCH)
+        os.close(fd)
+        try:
+            feather.write_feather(batch, name, compression="uncompressed")
+            with self._lock:
+                try:
+                    self._session.query(
+                        f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM file('{name}', 'Arrow')")
+                except Exception as e:
+                    raise ClickHouseError(f"insert into {table}: {e}") from None
+        finally:
+            os.unlink(name)
 
     def close(self) -> None:
         with self._lock:
