@@ -166,6 +166,28 @@ def per_interval(pieces: Iterable[Piece], grain_ms: int) -> dict[int, IntervalFi
     return out
 
 
+def first_seen(st: AgentState) -> int | None:
+    """The agent's earliest event or contact (ms) that the state still holds."""
+    times = [f[0] for f in st["f"].values()] + [seg[0] for segs in st["c"].values() for seg in segs]
+    return min(times, default=None)
+
+
+def idle_since(st: AgentState) -> int | None:
+    """Since when the agent has been logged out with no contact connected or in ACW; None
+    if it is not. From then on every interval holds only logged-out time, so figures
+    already written up to that point cannot change until it has a new event or contact."""
+    facts = _facts(st)
+    if not facts or facts[-1][1] != "agent_logout":
+        return None
+    since = facts[-1][0]
+    for segments in st["c"].values():
+        for _s0, s1, acw in segments:
+            if s1 is None or acw == 0:  # still connected, or in ACW
+                return None
+            since = max(since, s1, acw or 0)
+    return since
+
+
 def current(st: AgentState, now: int, lookback_ms: int = 12 * 3600_000) -> tuple[str, str, int, int, list[str]]:
     """(state, reason, since, contacts held, queues) at ``now``; ``since`` looks back at
     most ``lookback_ms`` (a state older than that reads as starting then)."""

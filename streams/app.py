@@ -236,6 +236,7 @@ def create_app(s: Settings) -> faust.App:
         # aggregates are rebuilt from them, not from a table still being filled.
         kpi_gen["want"] += 1
         kpi_gen["settled"] = app.consumer_generation_id
+        agent_written["until"] = 0  # agent figures: redo the lateness horizon (agent_figures)
 
     changelog = table.changelog_topic.get_topic_name()
     agent_changelog = agent_table.changelog_topic.get_topic_name()
@@ -805,7 +806,9 @@ def create_app(s: Settings) -> faust.App:
             return
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_agent_events}
         horizon = now - centre.windows.lateness_s * 1000
-        since_last = agent_written["until"] or now
+        # After a start or a rebalance, everything still within the lateness horizon: what
+        # changed since the previous owner's last run was only in its memory.
+        since_last = agent_written["until"] or horizon
         version = next_version()
         figures, live = [], []
         for n, (key, st) in enumerate(list(agent_table.data.items())):
@@ -814,11 +817,19 @@ def create_app(s: Settings) -> faust.App:
             if not st or st.get("p") not in owned:
                 continue
             agent = key.decode()
+            live.append((st["t"], agent, ag.current(st, now)))
+            if (agent_written["until"] and key not in agent_dirty
+                    and (idle := ag.idle_since(st)) is not None and idle <= since_last):
+                # Logged out, nothing new: its rows up to since_last are written and later
+                # ones would hold only logged-out time (no column). A month's replay spent
+                # most of this timer on such rows.
+                continue
             start = max(min(agent_dirty.pop(key, since_last), since_last), horizon)
+            if not agent_written["until"]:  # not before the agent's first event
+                start = max(start, ag.first_seen(st) or now)
             start -= start % INTERVAL_MS
             pieces = ag.timeline(st, start, now)
             figures.append((st["t"], agent, ag.per_interval(pieces, INTERVAL_MS)))
-            live.append((st["t"], agent, ag.current(st, now)))
             if len(st["f"]) > 64 or len(st["c"]) > 256:
                 before = (len(st["f"]), len(st["c"]))
                 ag.trim(st, horizon)

@@ -70,3 +70,44 @@ def test_trim_keeps_the_state_setting_events() -> None:
     ag.trim(st, T0 + 1300 * S)
     assert ag.timeline(st, T0 + 1300 * S, T0 + 1800 * S) == before
     assert st["c"] == {} and len(st["f"]) < len(DAY)
+
+
+def _stored(figs: dict) -> dict:
+    """What agent_intervals keeps of each interval (logged-out time is no column)."""
+    return {k: (f.logged_in_ms, f.ms["ready"], f.ms["busy"], f.ms["acw"], f.ms["not_ready"], f.held_ms, f.max_held,
+                f.not_ready) for k, f in figs.items()}
+
+
+def test_idle_since_is_when_nothing_more_can_change() -> None:
+    st = agent_with(*DAY)  # logs out at 1500 s
+    ag.set_contact(st, "c1", [[T0 + 60 * S, T0 + 180 * S, T0 + 200 * S]], "acme")
+    assert ag.idle_since(st) == T0 + 1500 * S
+    ag.set_contact(st, "c2", [[T0 + 1400 * S, T0 + 1550 * S, T0 + 1600 * S]], "acme")  # wrap-up after logout
+    assert ag.idle_since(st) == T0 + 1600 * S
+    ag.set_contact(st, "c3", [[T0 + 1450 * S, T0 + 1700 * S, 0]], "acme")  # still in ACW
+    assert ag.idle_since(st) is None
+    assert ag.idle_since(agent_with(*DAY[:-1])) is None  # logged in
+    assert ag.idle_since(ag.new_agent_state()) is None
+
+
+def test_after_idle_since_the_stored_figures_do_not_change() -> None:
+    rnd = random.Random(3)
+    kinds = ["agent_login", "agent_ready", "agent_not_ready", "agent_logout"]
+    checked = 0
+    for _ in range(300):
+        events = sorted((rnd.randrange(0, 3600), rnd.choice(kinds), "break") for _ in range(rnd.randrange(1, 8)))
+        st = agent_with(*events)
+        for c in range(rnd.randrange(0, 3)):
+            s0 = rnd.randrange(0, 3600)
+            s1 = s0 + rnd.randrange(1, 600)
+            ag.set_contact(st, f"c{c}", [[T0 + s0 * S, T0 + s1 * S, T0 + (s1 + rnd.randrange(0, 60)) * S]], "acme")
+        idle = ag.idle_since(st)
+        if idle is None:
+            continue
+        checked += 1
+        start = T0
+        upto_idle = _stored(ag.per_interval(ag.timeline(st, start, idle), 900 * S))
+        later = _stored(ag.per_interval(ag.timeline(st, start, idle + rnd.randrange(1, 8000) * S), 900 * S))
+        zero = (0, 0, 0, 0, 0, 0, 0, {})
+        assert {k: v for k, v in later.items() if v != zero} == {k: v for k, v in upto_idle.items() if v != zero}
+    assert checked > 50
