@@ -20,11 +20,11 @@ What bounds it:
 - the live figures are recomputed every ``windows.refresh_s`` of the centre file. The
   bench writes a centre file with ``windows: {refresh_s: 0.2}`` (the default is 1 s), so
   the timer alone adds refresh_s/2 = 0.1 s on average and up to 0.2 s;
-- the worker takes a batch when ``sink_batch_size`` (5,000) events are buffered or
-  ``sink_batch_seconds`` (0.5 s by default) after it finished the previous one (faust's
-  take_events): at 1,000 events/s batches never fill, so an event waits for its batch
-  about half of (0.5 s + the previous batch's processing and awaited writes), as a
-  deployment with those settings would see;
+- the worker takes a batch when ``sink_batch_size`` (5,000) events are waiting or
+  ``sink_batch_seconds`` after the first of them arrived (streams/inbox.py): at 1,000
+  events/s batches never fill, so an event waits for its batch up to that long, plus the
+  previous batch's processing and awaited writes, as a deployment with those settings
+  would see;
 - the producer is configured as ccpulse's own (streams/producer.py: acks=all, 20 ms linger);
 - the poll: one query every ``poll_s`` (50 ms; at least 10 ms after the previous answer),
   which adds ~25 ms on average; the answer time also includes the query (~20 ms). The

@@ -443,12 +443,11 @@ def create_app(s: Settings) -> faust.App:
 
     async def finish_batch(*writes: tuple[str, Any], via: PartitionBatches | None = None,
                            rows_first: bool = False) -> None:
-        """Store what a batch produced before faust acks it -- or never ack it.
+        """Store what a batch produced before it is acked -- or never ack it.
 
-        take_events acks a batch when its body ends, even by an exception or by the
-        cancellation of a graceful stop, and the acked offsets get committed. A batch
-        that was not fully sent and stored must not be committed, so the process exits
-        at once instead; on restart the batch is processed again, and the idempotent
+        A batch that was not fully sent and stored must not be committed, so on any
+        failure (a cancellation by a graceful stop included) the process exits at once
+        instead; on restart the batch is processed again, and the idempotent
         tables absorb whatever part of it had landed. ``rows_first`` (with its own ``via``
         buffer, which no timer flushes early) stores the rows before anything is sent: for a
         batch whose replay would not redo its rows once its state change was sent.
