@@ -304,3 +304,30 @@ def test_my_performance_shows_nothing_of_an_unknown_agent(loaded: Loaded) -> Non
         for t in p["targets"]:
             _, rows = loaded.sql(loaded.expand(t["rawSql"], "my-performance.json", agent="nobody"))
             assert all(v in (None, 0) for r in rows for v in r), f"{p['title']} shows other agents' figures: {rows}"
+
+
+def test_handled_contacts_subquery_equals_the_view(loaded: Loaded) -> None:
+    """The agent panels read handled contacts through handled_contacts() (candidates by key,
+    then the latest version) instead of the FINAL view: same figures for any filter."""
+    from streams.grafana.dashboards import handled_contacts
+
+    cols = ("agent_id, toUnixTimestamp(interval_start) AS t, sum(handled), sum(talk_ms), sum(hold_ms), "
+            "sum(acw_ms), sum(csat_ratings), sum(csat_good)")
+    truth = loaded.sim.truth.values()
+    moved = [r for r in truth if r["tenant"] == TENANT and r["outcome"] == "answered"
+             and r["first_agent_id"] and r["first_agent_id"] != r["agent_id"]]
+    assert moved, "the simulated day should have a contact transferred between agents"
+    mid = (loaded.from_ms + loaded.to_ms) // 2000
+    filters = [f"tenant = '{TENANT}'", f"tenant = '{TENANT}' AND interval_start >= toDateTime({mid})",
+               f"tenant = '{TENANT}' AND agent_id = '{moved[0]['first_agent_id']}'",
+               f"tenant = '{TENANT}' AND agent_id = '{moved[0]['agent_id']}'"]
+    for where in filters:
+        view = loaded.worker.query(f"SELECT {cols} FROM ccpulse.agent_handled_15m WHERE {where} "
+                                   "GROUP BY agent_id, t ORDER BY agent_id, t")
+        sub = loaded.worker.query(f"SELECT {cols} FROM {handled_contacts(where)} WHERE {where} "
+                                  "GROUP BY agent_id, t ORDER BY agent_id, t")
+        assert view and sub == view, where
+    first = moved[0]["first_agent_id"]
+    counted = loaded.worker.query(f"SELECT count() FROM {handled_contacts(f'agent_id = {first!r}')} "
+                                  f"WHERE agent_id = {first!r}")[0][0]
+    assert counted == sum(r["agent_id"] == first and r["outcome"] == "answered" for r in truth)
