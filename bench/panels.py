@@ -72,15 +72,16 @@ def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1
         INSERT INTO {db}.kpi_interval_parts
             (tenant, queue, channel, interval_start, local_day, source_partition, offered, answered,
              answered_in_sl, abandoned, abandoned_in_sl, short_abandons, wait_answered_ms, wait_abandoned_ms,
-             handled, talk_ms, hold_ms, acw_ms, csat_ratings, csat_good, max_wait_ms, sl_threshold_s,
-             short_abandon_s, version)
+             handled, talk_ms, hold_ms, acw_ms, csat_ratings, csat_good, billable_talk_minutes, max_wait_ms,
+             sl_threshold_s, short_abandon_s, version)
         SELECT tenant, queue, channel, toStartOfFifteenMinutes(assumeNotNull(offered_at)) AS iv, toDate(iv),
                cityHash64(interaction_id) % 4, count(), countIf(outcome = 'answered'),
                countIf(outcome = 'answered' AND wait_ms <= 20000), countIf(outcome = 'abandoned'),
                countIf(outcome = 'abandoned' AND wait_ms <= 20000), countIf(outcome = 'abandoned' AND wait_ms <= 5000),
                sumIf(wait_ms, outcome = 'answered'), sumIf(wait_ms, outcome = 'abandoned'),
                countIf(outcome = 'answered'), sum(talk_ms), sum(hold_ms), sum(acw_ms),
-               countIf(csat IS NOT NULL), countIf(csat >= 4), max(wait_ms), 20, 5, 1
+               countIf(csat IS NOT NULL), countIf(csat >= 4), sum(intDiv(talk_ms + 59999, 60000)), max(wait_ms),
+               20, 5, 1
         FROM {db}.interactions
         GROUP BY tenant, queue, channel, iv, cityHash64(interaction_id) % 4""")
     ch.command(f"""

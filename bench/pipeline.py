@@ -107,11 +107,19 @@ def _scalar(s: Settings, sql: str) -> Any:
     return res.rows[0][0] if res.rows else None
 
 
-def _rss_mb(pid: int) -> float:
+def _memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS, and its two parts: private memory (RssAnon: states, batches, chdb's heap) and
+    pages mapped from files (RssFile: mostly libchdb's code, shared and reclaimable)."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key = line.split(":", 1)[0]
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(line.split()[1]) / 1024
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    return _memory_mb(pid).get("VmRSS", float("nan"))
 
 
 def _cpu_s(pid: int) -> float:
@@ -243,7 +251,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
         # seen when it was first complete.
         h = done_h
         elapsed = h["last_write_at"] - h["first_event_at"]
-        rss = _rss_mb(worker.pid)
+        mem = _memory_mb(worker.pid)
+        rss = mem.get("VmRSS", float("nan"))
         pipe_rate = produced / elapsed
         ceiling = produced / bare_s
         kpi_s = kpi_done_at - h["first_event_at"] if kpi_done_at is not None else None
@@ -254,6 +263,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
             "kpi_events_per_s": round(produced / kpi_s) if kpi_s else None,
             "pipeline_s": round(elapsed, 2), "kpi_s": round(kpi_s, 2) if kpi_s else None,
             "bare_consumer_s": round(bare_s, 2), "worker_rss_mb": round(rss, 1),
+            "worker_rss_private_mb": round(mem.get("RssAnon", float("nan")), 1),
+            "worker_rss_file_mb": round(mem.get("RssFile", float("nan")), 1),
             # CPU the worker used for the run: events per CPU second is what one core would
             # do if it had nothing else to run (the figures above depend on the machine's load).
             "worker_cpu_s": round(cpu_at_done - (cpu_at_start or 0.0), 1),
@@ -322,6 +333,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("ratio pipeline / bare consumer", _fmt(r["ratio"], ".3f")),
         ("events per worker CPU second", f"{_fmt(r.get('events_per_worker_cpu_s'), ',')} events/s"),
         ("worker RSS", f"{_fmt(r['worker_rss_mb'], ',.0f')} MB"),
+        ("  of which private (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
+        ("  of which mapped files (RssFile: libchdb code)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
     ]
     if r.get("e2e_p50_ms") is not None or "latency_events" in r:
         rate = r.get("latency_rate_events_per_s")

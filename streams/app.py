@@ -618,7 +618,7 @@ def create_app(s: Settings) -> faust.App:
             else:
                 cur = st["parts"].get(f"{part['p']}:{part['w']}")
                 if cur is None or cur[4] <= part["t"]:
-                    st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], part["v"], part["n"], part["o"],
+                    st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], kpi.upgrade(part["v"]), part["n"], part["o"],
                                                               part["t"]]
             alert_table.data[m.key] = st
             touched[m.key] = m.partition

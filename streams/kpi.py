@@ -11,7 +11,7 @@ Where a contact is counted (the interval is the one its timestamp falls in):
 - answered / abandoned, within-T counts, waits, CSAT, first response, transfers: when it
   *left the queue* (first answer, or abandon), as Cisco does. Its queue is the last one
   it waited in; its wait is every queue stint summed (Talkdesk).
-- handled and talk/hold/ACW: when its wrap-up ended (or it ended, when no wrap-up came),
+- handled, talk/hold/ACW and billable minutes: when its wrap-up ended (or it ended, when no wrap-up came),
   as Genesys books AHT.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ COUNT_FIELDS: tuple[str, ...] = (
     "offered", "answered", "answered_in_sl", "abandoned", "abandoned_in_sl", "short_abandons",
     "wait_answered_ms", "wait_abandoned_ms", "handled", "talk_ms", "hold_ms", "acw_ms",
     "transferred", "csat_ratings", "csat_good", "first_responses", "first_response_ms",
+    "billable_talk_minutes",
 )
 #: Non-additive: the longest wait of the contacts that left the queue (needs a rescan to lower).
 MAX_FIELD = "max_wait_ms"
@@ -78,8 +79,23 @@ def contribution(rec: Mapping[str, Any], q: QueueConfig) -> Contribution:
         v = zero()
         v[IDX["handled"]] = 1
         v[IDX["talk_ms"]], v[IDX["hold_ms"]], v[IDX["acw_ms"]] = rec["talk_ms"], rec["hold_ms"], rec["acw_ms"]
+        v[IDX["billable_talk_minutes"]] = billable_minutes(rec["talk_ms"])
         parts.append([handled_at, v])
     return parts
+
+
+def billable_minutes(talk_ms: int) -> int:
+    """Talk rounded up to whole minutes, per contact: contracts that bill every started minute
+    round each call, so the sum cannot be derived from summed talk afterwards."""
+    return -(-talk_ms // 60_000)
+
+
+def upgrade(v: Vector) -> Vector:
+    """A vector kept by a release before ``billable_talk_minutes`` (one field shorter) in
+    this release's layout; its billable minutes are 0, as are the rows it wrote."""
+    if len(v) == N - 1:
+        v.insert(IDX["billable_talk_minutes"], 0)
+    return v
 
 
 def exit_time(rec: Mapping[str, Any]) -> tuple[int | None, bool]:

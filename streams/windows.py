@@ -129,6 +129,8 @@ class PartitionKpis:
         self.rescan.clear()
         late = self.late_updates
         for iid, e in items:
+            for part in e[3]:
+                kpi.upgrade(part[1])  # in place: the state keeps the entry it retracts later
             self.apply(iid, None, e, now_ms)
         self.late_updates = late
         self.dirty = set(self.intervals)

@@ -123,6 +123,7 @@ FROM
         sum(csat_good) AS csat_good,
         sum(first_responses) AS first_responses,
         sum(first_response_ms) AS first_response_ms,
+        sum(billable_talk_minutes) AS billable_talk_minutes,
         max(max_wait_ms) AS max_wait_ms,
         max(sl_threshold_s) AS sl_threshold_s,
         max(short_abandon_s) AS short_abandon_s
@@ -171,6 +172,7 @@ FROM
         sum(csat_good) AS csat_good,
         sum(first_responses) AS first_responses,
         sum(first_response_ms) AS first_response_ms,
+        sum(billable_talk_minutes) AS billable_talk_minutes,
         max(max_wait_ms) AS max_wait_ms,
         sum(waiting) AS waiting,
         min(oldest_waiting_since) AS oldest_waiting_since

@@ -42,6 +42,7 @@ FROM
         sum(csat_good) AS csat_good,
         sum(first_responses) AS first_responses,
         sum(first_response_ms) AS first_response_ms,
+        sum(billable_talk_minutes) AS billable_talk_minutes,
         max(max_wait_ms) AS max_wait_ms
     FROM
     (
@@ -64,6 +65,7 @@ FROM
         toUInt64(0) AS csat_good,
         toUInt64(0) AS first_responses,
         toUInt64(0) AS first_response_ms,
+        toUInt64(0) AS billable_talk_minutes,
         toUInt64(0) AS max_wait_ms
     FROM {db}.interactions AS i FINAL
     WHERE i.offered_at IS NOT NULL
@@ -87,6 +89,7 @@ FROM
         toUInt64(toUInt64(ifNull(i.csat, 0) >= 4)) AS csat_good,
         toUInt64(toUInt64(i.answered_at IS NOT NULL AND i.first_response_at IS NOT NULL)) AS first_responses,
         toUInt64(if(i.answered_at IS NOT NULL AND i.first_response_at IS NOT NULL, toUInt64(greatest(0, toUnixTimestamp64Milli(assumeNotNull(i.first_response_at)) - toUnixTimestamp64Milli(assumeNotNull(i.answered_at)))), 0)) AS first_response_ms,
+        toUInt64(0) AS billable_talk_minutes,
         toUInt64(i.wait_ms) AS max_wait_ms
     FROM {db}.interactions AS i FINAL
     INNER JOIN (SELECT tenant, queue, sl_threshold_s, short_abandon_s FROM {db}.queue_settings FINAL) AS s
@@ -112,6 +115,7 @@ FROM
         toUInt64(0) AS csat_good,
         toUInt64(0) AS first_responses,
         toUInt64(0) AS first_response_ms,
+        toUInt64(intDiv(i.talk_ms + 59999, 60000)) AS billable_talk_minutes,
         toUInt64(0) AS max_wait_ms
     FROM {db}.interactions AS i FINAL
     WHERE i.answered_at IS NOT NULL AND (i.wrapup_ended_at IS NOT NULL OR i.ended_at IS NOT NULL)

@@ -42,6 +42,7 @@ FROM
         sum(csat_good) AS csat_good,
         sum(first_responses) AS first_responses,
         sum(first_response_ms) AS first_response_ms,
+        sum(billable_talk_minutes) AS billable_talk_minutes,
         max(max_wait_ms) AS max_wait_ms,
         max(sl_threshold_s) AS sl_threshold_s
     FROM {db}.kpi_intervals_15m
@@ -88,6 +89,7 @@ FROM
         sum(csat_good) AS csat_good,
         sum(first_responses) AS first_responses,
         sum(first_response_ms) AS first_response_ms,
+        sum(billable_talk_minutes) AS billable_talk_minutes,
         max(max_wait_ms) AS max_wait_ms,
         max(sl_threshold_s) AS sl_threshold_s
     FROM {db}.kpi_intervals_15m
@@ -134,6 +136,7 @@ FROM
         sum(csat_good) AS csat_good,
         sum(first_responses) AS first_responses,
         sum(first_response_ms) AS first_response_ms,
+        sum(billable_talk_minutes) AS billable_talk_minutes,
         max(max_wait_ms) AS max_wait_ms,
         max(sl_threshold_s) AS sl_threshold_s
     FROM {db}.kpi_intervals_15m

@@ -93,7 +93,8 @@ CREATE VIEW IF NOT EXISTS {db}.interval_kpis
     csat                         Nullable(Float64) COMMENT 'ratings of 4 or 5 / ratings',
     talk_ms                      UInt64   COMMENT 'talk of handled contacts, summed',
     hold_ms                      UInt64   COMMENT 'hold of handled contacts, summed',
-    acw_ms                       UInt64   COMMENT 'after-call work of handled contacts, summed'
+    acw_ms                       UInt64   COMMENT 'after-call work of handled contacts, summed',
+    billable_talk_minutes        UInt64   COMMENT 'talk of handled contacts rounded up to the minute per contact, summed'
 )
 AS SELECT
     k.tenant AS tenant,
@@ -130,7 +131,8 @@ AS SELECT
     k.csat AS csat,
     k.talk_ms AS talk_ms,
     k.hold_ms AS hold_ms,
-    k.acw_ms AS acw_ms
+    k.acw_ms AS acw_ms,
+    k.billable_talk_minutes AS billable_talk_minutes
 FROM {db}.kpi_intervals_15m AS k
 LEFT JOIN
 (
@@ -160,7 +162,8 @@ CREATE VIEW IF NOT EXISTS {db}.daily_kpis
     abandon_rate                 Nullable(Float64) COMMENT '(abandoned - short) / (answered + abandoned - short)',
     asa_s                        Nullable(Float64) COMMENT 'average speed of answer, seconds',
     aht_s                        Nullable(Float64) COMMENT 'average handle time, seconds',
-    csat                         Nullable(Float64) COMMENT 'ratings of 4 or 5 / ratings'
+    csat                         Nullable(Float64) COMMENT 'ratings of 4 or 5 / ratings',
+    billable_talk_minutes        UInt64   COMMENT 'talk of contacts handled that day, rounded up to the minute per contact'
 )
 AS SELECT
     k.tenant AS tenant,
@@ -186,7 +189,8 @@ AS SELECT
     k.abandon_rate AS abandon_rate,
     k.asa_s AS asa_s,
     k.aht_s AS aht_s,
-    k.csat AS csat
+    k.csat AS csat,
+    k.billable_talk_minutes AS billable_talk_minutes
 FROM {db}.kpi_daily AS k
 LEFT JOIN
 (
@@ -280,21 +284,23 @@ CREATE VIEW IF NOT EXISTS {db}.client_billing_daily
     talk_minutes     Float64  COMMENT 'talk of handled contacts, minutes to the second: billing by talk minute',
     handle_minutes   Float64  COMMENT 'talk + hold + ACW of handled contacts, minutes',
     service_level    Nullable(Float64) COMMENT 'answered in T / (answered + abandoned - short abandons), all queues',
-    asa_s            Nullable(Float64) COMMENT 'average speed of answer, seconds'
+    asa_s            Nullable(Float64) COMMENT 'average speed of answer, seconds',
+    billable_talk_minutes UInt64 COMMENT 'talk of handled contacts rounded up to the minute per contact: billing per started minute'
 )
 AS SELECT
     tenant, local_day, offered, answered, abandoned, handled,
     talk_ms / 60000 AS talk_minutes,
     (talk_ms + hold_ms + acw_ms) / 60000 AS handle_minutes,
     answered_in_sl / nullIf(answered + abandoned - short_abandons, 0) AS service_level,
-    wait_answered_ms / 1000 / nullIf(answered, 0) AS asa_s
+    wait_answered_ms / 1000 / nullIf(answered, 0) AS asa_s,
+    billable_talk_minutes
 FROM
 (
     SELECT toString(tenant) AS tenant, local_day,
            sum(offered) AS offered, sum(answered) AS answered, sum(abandoned) AS abandoned,
            sum(handled) AS handled, sum(talk_ms) AS talk_ms, sum(hold_ms) AS hold_ms, sum(acw_ms) AS acw_ms,
            sum(answered_in_sl) AS answered_in_sl, sum(short_abandons) AS short_abandons,
-           sum(wait_answered_ms) AS wait_answered_ms
+           sum(wait_answered_ms) AS wait_answered_ms, sum(billable_talk_minutes) AS billable_talk_minutes
     FROM {db}.kpi_daily
     GROUP BY tenant, local_day
 )

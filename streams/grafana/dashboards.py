@@ -430,11 +430,10 @@ def client_report() -> Json:
                     f"SELECT sum(talk_minutes) AS talk_minutes FROM {DB}.client_billing_daily WHERE {DAYS}",
                     unit="none", decimals=1)
     billable = total("Billable minutes (per started minute)", "Talk minutes rounded up per contact, for "
-                     "contracts that bill every started minute; contacts handled (wrap-up ended) in the range.",
-                     f"SELECT sum(billable_talk_minutes) AS billable_minutes FROM (SELECT billable_talk_minutes, "
-                     f"assumeNotNull(ifNull(wrapup_ended_at, ended_at)) AS handled_at FROM {DB}.contacts "
-                     f"WHERE {TENANT} AND answered_at IS NOT NULL AND (wrapup_ended_at IS NOT NULL "
-                     "OR ended_at IS NOT NULL)) WHERE $__timeFilter(handled_at)", unit="none", decimals=0)
+                     "contracts that bill every started minute; contacts handled (wrap-up ended), business "
+                     "days in the range.",
+                     f"SELECT sum(billable_talk_minutes) AS billable_minutes FROM {DB}.client_billing_daily "
+                     f"WHERE {DAYS}", unit="none", decimals=0)
     sl = total("Service level", "Answered within T / (answered + abandoned - short abandons), all queues.",
                f"SELECT sum(answered_in_sl) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0) "
                f"AS service_level FROM {DB}.daily_kpis WHERE {DAYS}", **PERCENT)

@@ -2,6 +2,7 @@
 independent count of the simulator's ground truth and against the SQL recomputation."""
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
@@ -60,6 +61,7 @@ def independent_intervals(truth: dict[str, dict[str, Any]]) -> dict[tuple, tuple
             h["talk_ms"] += r["talk_ms"]
             h["hold_ms"] += r["hold_ms"]
             h["acw_ms"] += r["acw_ms"]
+            h["billable_talk_minutes"] += math.ceil(r["talk_ms"] / 60_000)  # every started minute
         else:
             x = row(r, r["abandoned_at_ms"])
             x["abandoned"] += 1

@@ -260,6 +260,16 @@ def test_client_report_offered_equals_the_records(loaded: Loaded) -> None:
     assert rows == [[records]] and records == truth
 
 
+def test_client_report_billable_minutes_round_each_contact_up(loaded: Loaded) -> None:
+    """Per started minute: a contact of 61 s talk bills 2 minutes, so summed talk rounded up
+    (the wrong query) gives fewer minutes than the contacts rounded one by one."""
+    _, rows = loaded.sql(loaded.expand(_panel("client-report.json", "Billable minutes (per started minute)"),
+                                       "client-report.json"))
+    talks = [r["talk_ms"] for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["outcome"] == "answered"]
+    truth = sum(-(-t // 60_000) for t in talks)
+    assert rows == [[truth]] and truth > -(-sum(talks) // 60_000)
+
+
 def test_interval_volumes_over_part_of_the_day_equal_the_records_offered_then(loaded: Loaded) -> None:
     """15-minute aligned range [from, to]: the intervals starting in it, so contacts offered
     from `from` up to the end of the interval starting at `to`."""

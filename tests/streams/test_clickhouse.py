@@ -42,6 +42,26 @@ def test_migrations_apply_once_and_are_recorded(ch: ClickHouse) -> None:
     assert [r[1] for r in got] == names
 
 
+def test_views_follow_their_edited_definitions_and_tables_keep_their_rows(ch: ClickHouse, tmp_path: Path) -> None:
+    """Views are repeatable (streams/migrate.py): an upgrade that adds a column re-creates the
+    view edited to read it, and a run with nothing changed re-creates nothing."""
+    d = tmp_path / "migrations"
+    d.mkdir()
+    (d / "001_t.sql").write_text("CREATE TABLE {db}.t (a UInt8) ENGINE = MergeTree ORDER BY a;\n"
+                                 "CREATE VIEW IF NOT EXISTS {db}.v AS SELECT a FROM {db}.t;\n"
+                                 "CREATE VIEW IF NOT EXISTS {db}.w AS SELECT sum(a) AS s FROM {db}.v;\n")
+    assert migrate(ch, d) == ["001_t"]
+    ch.command(f"INSERT INTO {ch.database}.t SELECT toUInt8(number + 1) FROM system.numbers LIMIT 2")
+    (d / "001_t.sql").write_text((d / "001_t.sql").read_text().replace("SELECT a FROM", "SELECT a, b FROM")
+                                 .replace("sum(a) AS s", "sum(a) AS s, sum(b) AS sb"))
+    (d / "002_b.sql").write_text("ALTER TABLE {db}.t ADD COLUMN b UInt8 DEFAULT 5 AFTER a;")
+    assert migrate(ch, d) == ["002_b"]
+    assert ch.query(f"SELECT a, b FROM {ch.database}.v ORDER BY a").rows == [(1, 5), (2, 5)]
+    assert ch.query(f"SELECT s, sb FROM {ch.database}.w").rows == [(3, 10)]
+    assert migrate(ch, d) == []
+    assert ch.query(f"SELECT count() FROM {ch.database}.schema_views").rows == [(2,)]
+
+
 def test_sink_columns_match_tables(ch: ClickHouse) -> None:
     migrate(ch)
     for table, cols in [(rows.RAW_EVENTS_TABLE, rows.RAW_EVENT_COLUMNS),

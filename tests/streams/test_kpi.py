@@ -63,6 +63,21 @@ def test_answered_contact_is_counted_at_offer_answer_and_wrapup() -> None:
     assert (e["transferred"], e["csat_ratings"], e["csat_good"], e["first_response_ms"]) == (1, 1, 1, 4_000)
     h = kpi.as_dict(handle)
     assert (h["handled"], h["talk_ms"], h["hold_ms"], h["acw_ms"]) == (1, 50_000, 10_000, 10_000)
+    assert h["billable_talk_minutes"] == 1
+
+
+@pytest.mark.parametrize(("talk_ms", "minutes"), [(0, 0), (1, 1), (60_000, 1), (60_001, 2), (119_999, 2)])
+def test_billable_minutes_count_every_started_minute(talk_ms: int, minutes: int) -> None:
+    r = rec(answered_at_ms=2_000, ended_at_ms=9_000, talk_ms=talk_ms)
+    assert kpi.as_dict(kpi.contribution(r, Q)[-1][1])["billable_talk_minutes"] == minutes
+
+
+def test_a_vector_of_the_release_before_billable_minutes_is_read_in_this_layout() -> None:
+    """States and live parts written by the previous release are one field shorter: the
+    upgrade keeps every other count under its own name (a retraction subtracts the right one)."""
+    new = kpi.contribution(rec(answered_at_ms=21_000, wait_ms=20_000, csat=5), Q)[1][1]
+    old = [x for f, x in zip(kpi.FIELDS, new) if f != "billable_talk_minutes"]
+    assert kpi.upgrade(old) == new and kpi.upgrade(new) is new and len(new) == kpi.N
 
 
 def test_threshold_is_inclusive_and_short_abandons_are_marked() -> None:
