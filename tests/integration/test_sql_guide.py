@@ -94,7 +94,15 @@ def test_monthly_bill_matches_the_ground_truth(simulated_run: SimulatedRun) -> N
     assert got_handled == handled
     for t in handled:
         assert got_talk[t] == pytest.approx(talk[t], abs=0.01 * len(rows))
-    billed = simulated_run.query(examples()["Billing by started minute"])
+    started: Counter = Counter()
+    for r in truth:
+        if r["outcome"] == "answered" and r["wrapup_ended_at_ms"]:
+            started[r["tenant"]] += -(-r["talk_ms"] // 60_000)
+    by_day: Counter = Counter()
+    for tenant, _month, n, minutes in simulated_run.query(examples()["Billing by started minute"]):
+        by_day[tenant] += minutes
+    assert by_day == started and sum(started.values()) > sum(talk.values())  # per contact, not summed talk
+    billed = simulated_run.query(examples()["Billing by started minute 2"])
     acme = [r for r in truth if r["tenant"] == "acme" and r["outcome"] == "answered" and r["wrapup_ended_at_ms"]]
     assert sum(r[2] for r in billed) == len(acme)
     assert sum(r[3] for r in billed) == sum(-(-r["talk_ms"] // 60_000) for r in acme)
