@@ -40,6 +40,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 from streams.settings import Settings, load_settings
 
@@ -182,13 +183,21 @@ def private_broker(workdir: Path) -> Iterator[int]:
         devstack.down(workdir / "state", port)
 
 
+def _server_url(url: str, database: str) -> str:
+    """``url`` (clickhouse://user:password@host:port/any) with the run's own database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 def measure_throughput(events_wanted: int, workdir: Path, port: int, interactions: int | None = None,
-                       tag_suffix: str = "") -> dict[str, Any]:
+                       tag_suffix: str = "", server_url: str | None = None) -> dict[str, Any]:
+    """Events/s of one worker; on ``server_url`` (a ClickHouse server, a private database
+    dropped afterwards) instead of the embedded engine when given."""
     from streams.producer import from_event, produce
     from streams.simulate import SimConfig, simulate
 
     tag = f"bench{os.getpid()}{tag_suffix}"
-    s = bench_settings(workdir, port, tag)
+    s = bench_settings(workdir, port, tag, **({"clickhouse_url": _server_url(server_url, tag)} if server_url else {}))
     worker = None
     try:
         prepare(s)
@@ -206,7 +215,7 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
         _note("worker: broker → validate → state → KPIs → records → ClickHouse")
         log_path = workdir / "worker.log"
         worker = start_worker(s, log_path)
-        kpi_sql = f"SELECT sum(offered) FROM {s.clickhouse_database}.kpi_intervals_15m"
+        kpi_sql = f"SELECT sum(offered) FROM {tag if server_url else s.clickhouse_database}.kpi_intervals_15m"
         deadline = time.monotonic() + 600
         h: dict[str, Any] = {}
         kpi_done_at: float | None = None
@@ -269,23 +278,37 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
             # do if it had nothing else to run (the figures above depend on the machine's load).
             "worker_cpu_s": round(cpu_at_done - (cpu_at_start or 0.0), 1),
             "events_per_worker_cpu_s": round(produced / max(cpu_at_done - (cpu_at_start or 0.0), 1e-9)),
-            "clickhouse": "chdb (embedded)", "broker": "tansu (local)", "partitions": s.partitions,
+            "clickhouse": "server" if server_url else "chdb (embedded)", "broker": "tansu (local)", "partitions": s.partitions,
             "sink_batch_size": s.sink_batch_size, "sink_batch_seconds": s.sink_batch_seconds,
         }
     finally:
         stop_worker(worker)
+        if server_url:
+            from streams.clickhouse import connect
+
+            ch = connect(_server_url(server_url, "default"))
+            try:
+                ch.command(f"DROP DATABASE IF EXISTS {tag}")
+            finally:
+                ch.close()
 
 
 def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             skip_latency: bool = False, skip_alerts: bool = False, alert_episodes: int = 20,
             panel_interactions: int = 10_000_000, skip_panels: bool = False,
-            skip_month: bool = False) -> dict[str, Any]:
+            skip_month: bool = False, server_url: str | None = None) -> dict[str, Any]:
     from bench.alerts import measure_alerts
     from bench.latency import measure_latency
     from bench.panels import measure_panels
 
     with private_broker(workdir) as port:
         r = measure_throughput(events_wanted, workdir, port)
+        if server_url:
+            _note("the same events, the worker writing to the ClickHouse server (no embedded engine in it)")
+            (workdir / "server").mkdir(exist_ok=True)
+            srv = measure_throughput(events_wanted, workdir / "server", port, tag_suffix="s", server_url=server_url)
+            r.update({f"server_{k}": srv[k] for k in ("events_per_s", "kpi_events_per_s", "worker_rss_mb",
+                                                      "worker_rss_private_mb", "worker_rss_file_mb")})
         if skip_latency:
             r.update(e2e_p50_ms=None, e2e_p99_ms=None)
         else:
@@ -321,7 +344,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
                     alert_episodes=getattr(args, "alert_episodes", 20),
                     panel_interactions=getattr(args, "panel_interactions", 10_000_000),
                     skip_panels=getattr(args, "skip_panels", False),
-                    skip_month=getattr(args, "skip_month", False))
+                    skip_month=getattr(args, "skip_month", False),
+                    server_url=getattr(args, "server_url", None))
     if args.json:
         print(json.dumps(r))
         return 0
@@ -333,9 +357,15 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("ratio pipeline / bare consumer", _fmt(r["ratio"], ".3f")),
         ("events per worker CPU second", f"{_fmt(r.get('events_per_worker_cpu_s'), ',')} events/s"),
         ("worker RSS", f"{_fmt(r['worker_rss_mb'], ',.0f')} MB"),
-        ("  of which private (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
-        ("  of which mapped files (RssFile: libchdb code)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
+        ("  private memory (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
+        ("  mapped from files (RssFile)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
     ]
+    if r.get("server_events_per_s") is not None:
+        rows += [
+            ("pipeline to a ClickHouse server", f"{_fmt(r['server_events_per_s'], ',')} events/s"),
+            ("  worker RSS (private / files)", f"{_fmt(r['server_worker_rss_mb'], ',.0f')} MB "
+             f"({_fmt(r['server_worker_rss_private_mb'], ',.0f')} / {_fmt(r['server_worker_rss_file_mb'], ',.0f')})"),
+        ]
     if r.get("e2e_p50_ms") is not None or "latency_events" in r:
         rate = r.get("latency_rate_events_per_s")
         rows += [
