@@ -289,8 +289,15 @@ def create_app(s: Settings) -> faust.App:
         for key, st in table.data.items():
             if st and st.get("p") in by_p:
                 clocks[st["p"]].observe(st.get("l", 0))
+                clock.observe(st.get("l", 0))
                 if st.get("k"):
                     by_p[st["p"]].append((key.decode(), st["k"]))
+        # The agents' "now" too: after a restart into a quiet floor the agent figures (what
+        # changed before the stop was only in the old process's memory) are written from
+        # the recovered states, not once the next event arrives.
+        for st in agent_table.data.values():
+            if st and st.get("f"):
+                clock.observe(max(f[0] for f in st["f"].values()))
         kpis.clear()
         for p, items in by_p.items():
             kp = kpis[p] = PartitionKpis(p, centre.windows.lateness_s * 1000, centre.windows.rolling_minutes)
