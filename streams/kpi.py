@@ -11,8 +11,8 @@ Where a contact is counted (the interval is the one its timestamp falls in):
 - answered / abandoned, within-T counts, waits, CSAT, first response, transfers: when it
   *left the queue* (first answer, or abandon), as Cisco does. Its queue is the last one
   it waited in; its wait is every queue stint summed (Talkdesk).
-- handled, talk/hold/ACW and billable minutes: when its wrap-up ended (or it ended, when no wrap-up came),
-  as Genesys books AHT.
+- handled, talk/hold/ACW and billable minutes: when its wrap-up ended (or it ended, when
+  no wrap-up came), as Genesys books AHT.
 """
 from __future__ import annotations
 
