@@ -172,6 +172,11 @@ def first_seen(st: AgentState) -> int | None:
     return min(times, default=None)
 
 
+def last_event_at(st: AgentState) -> int | None:
+    """The agent's newest own event (ms) the state holds: its event clock after a restart."""
+    return max((f[0] for f in st["f"].values()), default=None)
+
+
 def idle_since(st: AgentState) -> int | None:
     """Since when the agent has been logged out with no contact connected or in ACW; None
     if it is not. From then on every interval holds only logged-out time, so figures

@@ -296,8 +296,8 @@ def create_app(s: Settings) -> faust.App:
         # changed before the stop was only in the old process's memory) are written from
         # the recovered states, not once the next event arrives.
         for st in agent_table.data.values():
-            if st and st.get("f"):
-                clock.observe(max(f[0] for f in st["f"].values()))
+            if st:
+                clock.observe(ag.last_event_at(st) or 0)
         kpis.clear()
         for p, items in by_p.items():
             kp = kpis[p] = PartitionKpis(p, centre.windows.lateness_s * 1000, centre.windows.rolling_minutes)

@@ -63,7 +63,7 @@ class Inbox:
         self.name = name
         self.maxsize = maxsize
         self._generation = generation
-        self._chunks: deque[tuple[int, Any, list[Any]]] = deque()  # (generation, partition, records)
+        self._chunks: deque[tuple[int, list[Any]]] = deque()  # (generation, records)
         self._n = 0
         self._arrived = asyncio.Event()
         self._full: set[Any] = set()  # partitions paused because this inbox was full
@@ -73,7 +73,7 @@ class Inbox:
         return self._n
 
     def put_many(self, tp: Any, records: list[Any], generation: int) -> None:
-        self._chunks.append((generation, tp, records))
+        self._chunks.append((generation, records))
         self._n += len(records)
         self._arrived.set()
         if self._n > self.maxsize and self.consumer is not None:
@@ -98,7 +98,7 @@ class Inbox:
         out: list[Any] = []
         chunks, current = self._chunks, self._generation()
         while chunks and len(out) < size:
-            gen, tp, records = chunks[0]
+            gen, records = chunks[0]
             need = size - len(out)
             if gen != current:  # read before a rebalance: faust reads them again after it
                 chunks.popleft()
@@ -109,7 +109,7 @@ class Inbox:
                 self._n -= len(records)
             else:
                 out.extend(records[:need])
-                chunks[0] = (gen, tp, records[need:])
+                chunks[0] = (gen, records[need:])
                 self._n -= need
         if self._full and self._n <= self.maxsize // 2 and self.consumer is not None:
             for tp in self._full:

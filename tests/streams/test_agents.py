@@ -78,6 +78,14 @@ def _stored(figs: dict) -> dict:
                 f.not_ready) for k, f in figs.items()}
 
 
+def test_last_event_at_is_the_newest_own_event_in_any_arrival_order() -> None:
+    assert ag.last_event_at(agent_with(*reversed(DAY))) == T0 + 1500 * S
+    st = agent_with(*DAY[:2])
+    ag.set_contact(st, "c1", [[T0 + 60 * S, T0 + 180 * S, T0 + 200 * S]], "acme")  # contacts are not its events
+    assert ag.last_event_at(st) == T0 + 1 * S
+    assert ag.last_event_at(ag.new_agent_state()) is None
+
+
 def test_idle_since_is_when_nothing_more_can_change() -> None:
     st = agent_with(*DAY)  # logs out at 1500 s
     ag.set_contact(st, "c1", [[T0 + 60 * S, T0 + 180 * S, T0 + 200 * S]], "acme")
