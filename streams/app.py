@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, MutableMapping, Sequence
 
 import faust
 import orjson
@@ -118,6 +118,14 @@ def _notification(n: dict[str, Any]) -> Any:
     from streams.notify import Notification
 
     return Notification(**{k: v for k, v in n.items() if k != "renotify"})
+
+
+def states(table: Any) -> MutableMapping[bytes, Any]:
+    """A table's own dict with the memory store: ``get`` through faust's store wrapper
+    raises and catches a KeyError for every new key, on the hot path. Other stores: as is."""
+    d = table.data
+    inner = getattr(d, "data", None)
+    return inner if isinstance(inner, dict) else d
 
 
 def _set_fetch_max_wait(seconds: float) -> None:
@@ -265,7 +273,7 @@ def create_app(s: Settings) -> faust.App:
         sends.add(agent_changelog, partition, key, orjson.dumps(st))
 
     def store_state(key: bytes, st: sm.State) -> None:
-        table.data[key] = st
+        states(table)[key] = st
         sends.add(changelog, st["p"], key, orjson.dumps(st))
 
     def owned_partitions() -> set[int]:
@@ -437,8 +445,9 @@ def create_app(s: Settings) -> faust.App:
     def validated(events: Sequence[Record], kind: TopicKind) -> list[tuple[Record, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""
         good: list[tuple[Record, Event]] = []
+        now_ms = int(time.time() * 1000)  # the future-timestamp bound, once a batch
         for m in events:
-            if isinstance(out_ := validate(m.value, m.key, kind), Rejected):
+            if isinstance(out_ := validate(m.value, m.key, kind, now_ms), Rejected):
                 sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, m)).encode())
                 counters.dead_letters += 1
             else:
@@ -546,11 +555,11 @@ def create_app(s: Settings) -> faust.App:
         # No await between reading and writing states: the timer cannot interleave.
         for key, (partition, facts) in by_key.items():
             now = key_now[key]
-            st = table.data.get(key) or sm.new_state()
+            st = states(table).get(key) or sm.new_state()
             if sm.merge(st, facts):
                 st["p"] = partition
-                st["l"] = sm.last_event_ms(st)
                 f = sm.fold(st)
+                st["l"] = f.last_at  # the newest fact: the fold reads them in time order
                 iid = key.decode()
                 record = sm.due_record(iid, st, now, timeout_ms, f)
                 update_kpis(iid, st, record, f, now, with_kpis)
@@ -579,7 +588,7 @@ def create_app(s: Settings) -> faust.App:
         for m, e in good:
             clock.observe(e.ts_ms)
             key = m.key
-            st = agent_table.data.get(key) or ag.new_agent_state()
+            st = states(agent_table).get(key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
                               getattr(e, "queues", None)):
                 agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
@@ -589,7 +598,7 @@ def create_app(s: Settings) -> faust.App:
             if m.topic != s.topic_agent_activity:
                 continue
             a = orjson.loads(m.value)
-            st = agent_table.data.get(m.key) or ag.new_agent_state()
+            st = states(agent_table).get(m.key) or ag.new_agent_state()
             old = st["c"].get(a["i"], [])
             if ag.set_contact(st, a["i"], a["g"], a["t"]):
                 times = [t for seg in old + a["g"] for t in seg if t]

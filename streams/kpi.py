@@ -16,6 +16,7 @@ Where a contact is counted (the interval is the one its timestamp falls in):
 """
 from __future__ import annotations
 
+from operator import add as _plus, sub as _minus
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
@@ -115,10 +116,11 @@ def handled_time(rec: Mapping[str, Any]) -> int | None:
 
 def add(into: Vector, v: Sequence[int], sign: int = 1) -> None:
     """Add (sign 1) or retract (sign -1) a vector; the max only grows here."""
-    for i in range(MAX_I):
-        into[i] += sign * v[i]
-    if sign > 0 and v[MAX_I] > into[MAX_I]:
-        into[MAX_I] = v[MAX_I]
+    if len(v) != N:
+        raise ValueError(f"a KPI vector has {N} fields, not {len(v)} (kpi.upgrade converts older ones)")
+    mx = into[MAX_I]
+    into[:] = map(_plus if sign > 0 else _minus, into, v)  # element-wise, in C: on every event
+    into[MAX_I] = max(mx, v[MAX_I]) if sign > 0 else mx
 
 
 # --- formulas over summed counts -----------------------------------------------------

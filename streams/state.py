@@ -75,7 +75,7 @@ def _canon(fact: Fact) -> tuple:
     return fact[0], TYPE_RANK[fact[1]], fact[2], fact[3], sorted(fact[4].items(), key=repr)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the fold reads and writes these a few times per fact
 class _Fold:
     """Running values of one pass over the sorted facts."""
 
@@ -332,7 +332,7 @@ def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int,
         return None  # nothing new since the last emission
     fold = s or _fold(state["f"])
     if not is_complete(fold):
-        if now_ms - last_event_ms(state) < timeout_ms:
+        if now_ms - fold.last_at < timeout_ms:  # last_at: the newest fact (they are folded in time order)
             return None
         state["x"] = 1
     record = build_record(interaction_id, state, fold)

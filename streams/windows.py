@@ -32,6 +32,18 @@ def entry_of(rec: dict[str, Any], contribution: kpi.Contribution, waiting_since:
     return [rec["tenant"], rec["queue"] or "", rec["channel"], contribution, waiting_since]
 
 
+def _unmatched(parts: Sequence[Any], others: Sequence[Any]) -> list[Any]:
+    """The parts without an equal one in ``others``, counted as multisets."""
+    rest = list(others)
+    out = []
+    for p in parts:
+        if p in rest:
+            rest.remove(p)
+        else:
+            out.append(p)
+    return out
+
+
 @dataclass
 class PartitionKpis:
     """Figures of one partition: 15-minute intervals, minute buckets, contacts waiting now."""
@@ -49,6 +61,9 @@ class PartitionKpis:
     late_examples: list[tuple[str, int, int]] = field(default_factory=list)  # (interaction, ts, now) for /health
     _readded: dict[tuple[bool, Key], int] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self._minute_span_ms = self.minute_span_ms  # read on every apply
+
     @property
     def minute_span_ms(self) -> int:
         return (max(self.rolling_minutes) + 1) * MINUTE_MS
@@ -56,21 +71,27 @@ class PartitionKpis:
     def apply(self, iid: str, old: Entry | None, new: Entry | None, now_ms: int) -> None:
         """Replace what an interaction added (``old``) by what it adds now (``new``)."""
         interval_horizon = floor(now_ms - self.lateness_ms, INTERVAL_MS)
-        minute_horizon = floor(now_ms, MINUTE_MS) - self.minute_span_ms
+        minute_horizon = floor(now_ms, MINUTE_MS) - self._minute_span_ms
+        old_parts = old[3] if old is not None else ()
+        new_parts = new[3] if new is not None else ()
+        if old is not None and new is not None and old[:3] == new[:3]:
+            # Same queue: a part both entries have (the offer, once the contact is answered)
+            # would be taken away and added back unchanged; only the parts that differ move.
+            old_parts, new_parts = _unmatched(old_parts, new_parts), _unmatched(new_parts, old_parts)
         # Waits the new entry puts back: retracting an equal or smaller longest wait from a
         # bucket it re-enters needs no rescan (the common case: a CSAT re-sends the exit part).
         self._readded = {}
         if new is not None:
-            for ts, vec in new[3]:
+            for ts, vec in new_parts:
                 if vec[kpi.MAX_I]:
                     for is_minute, grain in ((False, INTERVAL_MS), (True, MINUTE_MS)):
                         k = (is_minute, (new[0], new[1], new[2], floor(ts, grain)))
                         self._readded[k] = max(self._readded.get(k, 0), vec[kpi.MAX_I])
-        for sign, e in ((-1, old), (1, new)):
+        for sign, e, parts in ((-1, old, old_parts), (1, new, new_parts)):
             if e is None:
                 continue
             group: Group = (e[0], e[1], e[2])
-            for ts, vec in e[3]:
+            for ts, vec in parts:
                 bucket = floor(ts, INTERVAL_MS)
                 if bucket >= interval_horizon:
                     self._add(self.intervals, (*group, bucket), vec, sign)

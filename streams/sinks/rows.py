@@ -62,17 +62,20 @@ def _table(columns: dict[str, list[Any]], schema: dict[str, pa.DataType]) -> pa.
 def raw_event_batch(rows: Iterable[tuple[Event, str, int, int, bytes]]) -> pa.Table:
     """(event, topic, partition, offset, original bytes) → raw_events batch."""
     rs = list(rows)
+    ds = [r[0].__dict__ for r in rs]  # the fields, without pydantic's attribute lookup
     cols: dict[str, list[Any]] = {
-        "event_id": [r[0].event_id for r in rs],
-        "type": [r[0].type for r in rs],
-        "tenant": [r[0].tenant for r in rs],
-        "interaction_id": [getattr(r[0], "interaction_id", "") for r in rs],
-        "agent_id": [getattr(r[0], "agent_id", None) or "" for r in rs],
+        "event_id": [d["event_id"] for d in ds],
+        "type": [d["type"] for d in ds],
+        "tenant": [d["tenant"] for d in ds],
+        "interaction_id": [d.get("interaction_id", "") for d in ds],
+        "agent_id": [d.get("agent_id") or "" for d in ds],
         "ts": [r[0].ts_ms for r in rs],
         "source_topic": [r[1] for r in rs],
         "source_partition": [r[2] for r in rs],
         "source_offset": [r[3] for r in rs],
-        "payload": [r[4].decode() for r in rs],
+        # The message bytes as they came (validated UTF-8 JSON): arrow takes them as a
+        # string column without a decode to str and back.
+        "payload": [r[4] for r in rs],
     }
     return _table(cols, RAW_EVENT_COLUMNS)
 

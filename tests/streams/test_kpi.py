@@ -105,3 +105,15 @@ def test_add_and_retract_are_inverse_except_for_the_max() -> None:
     kpi.add(a, v)
     kpi.add(a, v, -1)
     assert a[:kpi.MAX_I] == [0] * kpi.MAX_I and a[kpi.MAX_I] == 20_000  # a rescan lowers the max
+
+
+def test_add_sums_each_field_and_refuses_a_vector_of_another_layout() -> None:
+    a = list(range(kpi.N))
+    v = [2 * i for i in range(kpi.N)]
+    kpi.add(a, v)
+    assert a[:kpi.MAX_I] == [3 * i for i in range(kpi.MAX_I)] and a[kpi.MAX_I] == 2 * kpi.MAX_I
+    kpi.add(a, v, -1)
+    assert a[:kpi.MAX_I] == list(range(kpi.MAX_I)) and a[kpi.MAX_I] == 2 * kpi.MAX_I
+    # An 18-field vector from before billable minutes would shift every count after it.
+    with pytest.raises(ValueError, match="kpi.upgrade"):
+        kpi.add(a, v[:-1])
