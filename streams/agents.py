@@ -141,7 +141,7 @@ class IntervalFigures:
 
     @property
     def logged_in_ms(self) -> int:
-        return sum(v for k, v in self.ms.items() if k != "logged_out")
+        return sum(self.ms.values()) - self.ms["logged_out"]
 
     @property
     def occupancy(self) -> float | None:
@@ -156,7 +156,9 @@ def per_interval(pieces: Iterable[Piece], grain_ms: int) -> dict[int, IntervalFi
         while t < p.end:
             bucket = t - t % grain_ms
             upto = min(p.end, bucket + grain_ms)
-            f = out.setdefault(bucket, IntervalFigures())
+            f = out.get(bucket)
+            if f is None:  # not setdefault: that builds a throw-away IntervalFigures per piece
+                f = out[bucket] = IntervalFigures()
             f.ms[p.state] += upto - t
             if p.state == "not_ready":
                 f.not_ready[p.reason] = f.not_ready.get(p.reason, 0) + upto - t

@@ -147,15 +147,15 @@ def queue_settings_batch(items: Iterable[tuple[str, str, QueueConfig]]) -> pa.Ta
 def kpi_interval_batch(parts: Iterable[tuple[int, tuple[str, str, str, int], list[int], QueueConfig, Any]],
                        version: int) -> pa.Table:
     """(partition, (tenant, queue, channel, interval start ms), counts, queue settings, local day) → rows."""
-    cols: dict[str, list[Any]] = {n: [] for n in KPI_INTERVAL_COLUMNS}
-    for p, (tenant, queue, channel, start), vec, q, day in parts:
-        for n, v in (("tenant", tenant), ("queue", queue), ("channel", channel), ("interval_start", start),
-                     ("local_day", day),
-                     ("source_partition", p), ("sl_threshold_s", q.sl_threshold_s),
-                     ("short_abandon_s", q.short_abandon_s), ("version", version)):
-            cols[n].append(v)
-        for f, v in zip(kpi.FIELDS, vec):
-            cols[f].append(v)
+    rs = list(parts)
+    cols: dict[str, Any] = {
+        "tenant": [r[1][0] for r in rs], "queue": [r[1][1] for r in rs], "channel": [r[1][2] for r in rs],
+        "interval_start": [r[1][3] for r in rs], "local_day": [r[4] for r in rs],
+        "source_partition": [r[0] for r in rs], "sl_threshold_s": [r[3].sl_threshold_s for r in rs],
+        "short_abandon_s": [r[3].short_abandon_s for r in rs], "version": [version] * len(rs),
+    }
+    counts = list(zip(*(r[2] for r in rs))) if rs else [()] * kpi.N
+    cols.update(zip(kpi.FIELDS, counts))
     return _table(cols, KPI_INTERVAL_COLUMNS)
 
 
@@ -193,19 +193,22 @@ AGENT_LIVE_COLUMNS: dict[str, pa.DataType] = {
 
 def agent_batches(items: Iterable[tuple[str, str, dict[int, Any]]], version: int) -> tuple[pa.Table, pa.Table]:
     """(tenant, agent, {interval start: agents.IntervalFigures}) → agent_intervals and reasons rows."""
-    iv: dict[str, list[Any]] = {n: [] for n in AGENT_INTERVAL_COLUMNS}
-    nr: dict[str, list[Any]] = {n: [] for n in AGENT_NOT_READY_COLUMNS}
-    for tenant, agent, figures in items:
-        for start, f in sorted(figures.items()):
-            for n, v in (("tenant", tenant), ("agent_id", agent), ("interval_start", start),
-                         ("logged_in_ms", f.logged_in_ms), ("ready_ms", f.ms["ready"]), ("busy_ms", f.ms["busy"]),
-                         ("acw_ms", f.ms["acw"]), ("not_ready_ms", f.ms["not_ready"]), ("held_ms", f.held_ms),
-                         ("max_held", f.max_held), ("version", version)):
-                iv[n].append(v)
-            for reason, ms in sorted(f.not_ready.items()):
-                for n, v in (("tenant", tenant), ("agent_id", agent), ("interval_start", start),
-                             ("reason", reason), ("ms", ms), ("version", version)):
-                    nr[n].append(v)
+    rs = [(tenant, agent, start, f) for tenant, agent, figures in items for start, f in sorted(figures.items())]
+    ms = [r[3].ms for r in rs]
+    iv = {
+        "tenant": [r[0] for r in rs], "agent_id": [r[1] for r in rs], "interval_start": [r[2] for r in rs],
+        "logged_in_ms": [r[3].logged_in_ms for r in rs], "ready_ms": [m["ready"] for m in ms],
+        "busy_ms": [m["busy"] for m in ms], "acw_ms": [m["acw"] for m in ms],
+        "not_ready_ms": [m["not_ready"] for m in ms], "held_ms": [r[3].held_ms for r in rs],
+        "max_held": [r[3].max_held for r in rs], "version": [version] * len(rs),
+    }
+    reasons = [(t, a, start, reason, n) for t, a, start, f in rs if f.not_ready
+               for reason, n in sorted(f.not_ready.items())]
+    nr = {
+        "tenant": [r[0] for r in reasons], "agent_id": [r[1] for r in reasons],
+        "interval_start": [r[2] for r in reasons], "reason": [r[3] for r in reasons],
+        "ms": [r[4] for r in reasons], "version": [version] * len(reasons),
+    }
     return _table(iv, AGENT_INTERVAL_COLUMNS), _table(nr, AGENT_NOT_READY_COLUMNS)
 
 
