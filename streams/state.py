@@ -289,10 +289,6 @@ def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> d
     }
 
 
-def last_event_ms(state: State) -> int:
-    return max(f[0] for f in state["f"].values())
-
-
 def agent_segments(s: _Fold, state: State) -> dict[str, list[list[int | None]]]:
     """Each agent's handling of this contact: [[connected from, to, ACW until], ...].
 
