@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 from streams import kpi
 
 INTERVAL_MS = 15 * 60_000     # the stored grain; 30/60-minute and daily figures are sums of it
+MAX_I = kpi.MAX_I
 MINUTE_MS = 60_000            # the grain of rolling windows
 
 #: [tenant, queue, channel, contribution, waiting since (ms) or None] -- what the state keeps.
@@ -80,30 +81,35 @@ class PartitionKpis:
             old_parts, new_parts = _unmatched(old_parts, new_parts), _unmatched(new_parts, old_parts)
         # Waits the new entry puts back: retracting an equal or smaller longest wait from a
         # bucket it re-enters needs no rescan (the common case: a CSAT re-sends the exit part).
-        self._readded = {}
-        if new is not None:
+        readded: dict[tuple[bool, Key], int] = {}
+        if old_parts and new_parts:  # only a retraction reads it
             for ts, vec in new_parts:
-                if vec[kpi.MAX_I]:
-                    for is_minute, grain in ((False, INTERVAL_MS), (True, MINUTE_MS)):
-                        k = (is_minute, (new[0], new[1], new[2], floor(ts, grain)))
-                        self._readded[k] = max(self._readded.get(k, 0), vec[kpi.MAX_I])
+                if m := vec[MAX_I]:
+                    for k in ((False, (new[0], new[1], new[2], ts - ts % INTERVAL_MS)),
+                              (True, (new[0], new[1], new[2], ts - ts % MINUTE_MS))):
+                        if readded.get(k, 0) < m:
+                            readded[k] = m
+        self._readded = readded
+        intervals, minutes, dirty, seen = self.intervals, self.minutes, self.dirty, self.groups_seen
         for sign, e, parts in ((-1, old, old_parts), (1, new, new_parts)):
-            if e is None:
+            if not parts:
                 continue
             group: Group = (e[0], e[1], e[2])
             for ts, vec in parts:
-                bucket = floor(ts, INTERVAL_MS)
+                bucket = ts - ts % INTERVAL_MS
                 if bucket >= interval_horizon:
-                    self._add(self.intervals, (*group, bucket), vec, sign)
-                    self.dirty.add((*group, bucket))
+                    key = (*group, bucket)
+                    self._add(intervals, key, vec, sign)
+                    dirty.add(key)
                 elif sign > 0 and (old is None or [ts, vec] not in old[3]):
                     self.late_updates += 1  # the record is right; the frozen interval is not changed
                     if len(self.late_examples) < 3:
                         self.late_examples.append((iid, ts, now_ms))
-                minute = floor(ts, MINUTE_MS)
+                minute = ts - ts % MINUTE_MS
                 if minute >= minute_horizon:
-                    self._add(self.minutes, (*group, minute), vec, sign)
-                    self.groups_seen[group] = max(self.groups_seen.get(group, 0), ts)
+                    self._add(minutes, (*group, minute), vec, sign)
+                    if seen.get(group, 0) < ts:
+                        seen[group] = ts
         if new is not None and new[4] is not None:
             self.waiting[iid] = ((new[0], new[1], new[2]), new[4])
             self.groups_seen[(new[0], new[1], new[2])] = max(self.groups_seen.get((new[0], new[1], new[2]), 0), now_ms)
@@ -114,9 +120,9 @@ class PartitionKpis:
         cur = store.get(key)
         if cur is None:
             cur = store[key] = kpi.zero()
-        if sign < 0 and vec[kpi.MAX_I] and vec[kpi.MAX_I] >= cur[kpi.MAX_I]:
+        if sign < 0 and vec[MAX_I] and vec[MAX_I] >= cur[MAX_I]:
             k = (store is self.minutes, key)
-            if self._readded.get(k, 0) < vec[kpi.MAX_I]:
+            if self._readded.get(k, 0) < vec[MAX_I]:
                 self.rescan.add(k)  # the longest wait may have gone: recount it from the states
         kpi.add(cur, vec, sign)
 
