@@ -258,7 +258,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
                 _note(f"worker: {h['events']:,}/{produced:,} events, "
                       f"{h['rows_written'].get('interactions', 0):,}/{len(sim.truth):,} interactions stored")
             # Every /health answer costs the worker's one busy thread: look often only near the end.
-            time.sleep(KPI_POLL_S if h["events"] >= produced else PROGRESS_POLL_S)
+            # (and before the first event, whose CPU reading starts the worker's figure).
+            time.sleep(KPI_POLL_S if h["events"] >= produced or not h["events"] else PROGRESS_POLL_S)
         # The timers keep writing (live figures): the pipeline's last write is the one
         # seen when it was first complete.
         h = done_h

@@ -182,10 +182,10 @@ class PartitionKpis:
         for k in [k for k in self.intervals if k[3] < ih]:
             del self.intervals[k]
             self.dirty.discard(k)
-        mh = floor(now_ms, MINUTE_MS) - self.minute_span_ms
+        mh = floor(now_ms, MINUTE_MS) - self._minute_span_ms
         for k in [k for k in self.minutes if k[3] < mh]:
             del self.minutes[k]
-        for g in [g for g, t in self.groups_seen.items() if t < mh - self.minute_span_ms]:
+        for g in [g for g, t in self.groups_seen.items() if t < mh - self._minute_span_ms]:
             del self.groups_seen[g]
 
     def take_dirty(self) -> list[tuple[Key, kpi.Vector]]:

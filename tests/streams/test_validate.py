@@ -47,10 +47,19 @@ def test_rejection_reasons(value: bytes | None, key: bytes | None, reason: str) 
     assert isinstance(out, Rejected) and out.reason == reason, out
 
 
-def test_good_event_passes_and_is_normalised_to_utc_ms() -> None:
+def test_good_event_passes_and_its_time_reads_as_utc_ms() -> None:
     out = validate(j({**OK, "ts": "2026-01-01T02:00:00.123999+02:00"}), b"i", "events")
     assert not isinstance(out, Rejected)
     assert out.ts_ms == 1767225600123
+    west = validate(j({**OK, "ts": "2025-12-31T19:30:00.123001-04:30"}), b"i", "events")
+    assert not isinstance(west, Rejected) and west.ts_ms == 1767225600123
+
+
+def test_a_time_at_the_calendars_first_day_is_rejected_not_an_overflow() -> None:
+    # Converting year 1 at +01:00 to UTC overflows datetime; a validator that did so raised
+    # OverflowError out of validate(), which the worker treats as fatal: a crash loop.
+    out = validate(j({**OK, "ts": "0001-01-01T00:00:00+01:00"}), b"i", "events")
+    assert isinstance(out, Rejected) and out.reason == "timestamp_too_old", out
 
 
 def test_agent_events_keyed_by_agent() -> None:
