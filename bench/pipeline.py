@@ -125,9 +125,11 @@ def _rss_mb(pid: int) -> float:
     return _memory_mb(pid).get("VmRSS", float("nan"))
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_s(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process so far (all its threads), or of one thread:
+    the main one runs the event loop and every agent."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -224,6 +226,7 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
         kpi_seen = 0
         pipeline_done_at: float | None = None
         cpu_at_start: float | None = None
+        main_at_start = 0.0
         next_note = time.monotonic() + 30
         while True:
             check_alive(worker, log_path)
@@ -239,6 +242,7 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
                 continue
             if cpu_at_start is None and h["events"]:
                 cpu_at_start = _cpu_s(worker.pid)  # start-up (imports, recovery) left out
+                main_at_start = _cpu_s(worker.pid, worker.pid)
             if h["events"] >= produced and kpi_done_at is None:
                 # The interval rows of a batch are written with its raw events: look from here on.
                 kpi_seen = int(_scalar(s, kpi_sql) or 0)
@@ -247,6 +251,7 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
             if pipeline_done_at is None and h["events"] >= produced and \
                     h["rows_written"].get("interactions", 0) >= len(sim.truth):
                 pipeline_done_at, done_h, cpu_at_done = time.time(), h, _cpu_s(worker.pid)
+                main_at_done = _cpu_s(worker.pid, worker.pid)
             if pipeline_done_at is not None and kpi_done_at is not None:
                 break
             if pipeline_done_at is not None and time.time() - pipeline_done_at > 30:
@@ -282,6 +287,10 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
             # do if it had nothing else to run (the figures above depend on the machine's load).
             "worker_cpu_s": round(cpu_at_done - (cpu_at_start or 0.0), 1),
             "events_per_worker_cpu_s": round(produced / max(cpu_at_done - (cpu_at_start or 0.0), 1e-9)),
+            # The event loop's thread: busy ~1.0 of the run means it, not the broker or
+            # ClickHouse, sets the pace (the GIL keeps Python work on one core).
+            "worker_main_thread_cpu_s": round(main_at_done - main_at_start, 1),
+            "worker_main_thread_busy": round((main_at_done - main_at_start) / elapsed, 2),
             "clickhouse": "server" if server_url else "chdb (embedded)", "broker": "tansu (local)", "partitions": s.partitions,
             "sink_batch_size": s.sink_batch_size, "sink_batch_seconds": s.sink_batch_seconds,
         }
@@ -360,6 +369,7 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("bare consumer (ceiling)", f"{_fmt(r['ceiling_events_per_s'], ',')} events/s"),
         ("ratio pipeline / bare consumer", _fmt(r["ratio"], ".3f")),
         ("events per worker CPU second", f"{_fmt(r.get('events_per_worker_cpu_s'), ',')} events/s"),
+        ("worker main thread busy (1.0 = all the run)", _fmt(r.get("worker_main_thread_busy"), ".2f")),
         ("worker RSS", f"{_fmt(r['worker_rss_mb'], ',.0f')} MB"),
         ("  private memory (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
         ("  mapped from files (RssFile)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
