@@ -553,9 +553,10 @@ def create_app(s: Settings) -> faust.App:
         with_kpis = ensure_kpis()
         await reconcile_stored()
         # No await between reading and writing states: the timer cannot interleave.
+        known = states(table)
         for key, (partition, facts) in by_key.items():
             now = key_now[key]
-            st = states(table).get(key) or sm.new_state()
+            st = known.get(key) or sm.new_state()
             if sm.merge(st, facts):
                 st["p"] = partition
                 f = sm.fold(st)
@@ -585,10 +586,11 @@ def create_app(s: Settings) -> faust.App:
         own = [m for m in events if m.topic == s.topic_agent_events]
         good = validated(own, "agent_events")
         changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
+        known = states(agent_table)
         for m, e in good:
             clock.observe(e.ts_ms)
             key = m.key
-            st = states(agent_table).get(key) or ag.new_agent_state()
+            st = known.get(key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
                               getattr(e, "queues", None)):
                 agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
@@ -598,7 +600,7 @@ def create_app(s: Settings) -> faust.App:
             if m.topic != s.topic_agent_activity:
                 continue
             a = orjson.loads(m.value)
-            st = states(agent_table).get(m.key) or ag.new_agent_state()
+            st = known.get(m.key) or ag.new_agent_state()
             old = st["c"].get(a["i"], [])
             if ag.set_contact(st, a["i"], a["g"], a["t"]):
                 times = [t for seg in old + a["g"] for t in seg if t]
