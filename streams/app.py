@@ -484,13 +484,18 @@ def create_app(s: Settings) -> faust.App:
                     within: float = s.sink_batch_seconds) -> Callable[[Any], Any]:
         """Run ``handle(messages)`` over batches of ``topic``, taken from the inbox the
         consumer fills (streams/inbox.py). Offsets the consumer skipped are filled in
-        (streams/gaps.py); a batch is acked only after ``handle`` returned (its results
-        stored), and one whose handling raised is never acked (``fatal``)."""
+        (streams/gaps.py); a batch is acked only after its results are stored, and one whose
+        handling raised is never acked (``fatal``).
+
+        A ``handle`` that returns an awaitable (its sends and writes, ``finish_batch``) is
+        pipelined: the next batch is handled while that one's broker and ClickHouse round
+        trips are under way -- one batch storing, one being handled, no more. Batches are
+        still acked in order, each only after its own store and every earlier one's."""
         inbox = Inbox(name, maxsize=max(16384, 2 * size), generation=lambda: app.consumer_generation_id)
         for t in topic.topics:
             app.inboxes[t] = inbox
 
-        def register(handle: Callable[[list[Any]], Awaitable[None]]) -> Callable[[list[Any]], Awaitable[None]]:
+        def register(handle: Callable[[list[Any]], Awaitable[Awaitable[None] | None]]) -> Any:
             async def subscribe(stream: faust.StreamT) -> None:
                 # Subscribes the topic and takes part in faust's assignment; the messages
                 # themselves go to the inbox, never through this stream.
@@ -499,26 +504,52 @@ def create_app(s: Settings) -> faust.App:
 
             subscribe.__name__ = subscribe.__qualname__ = handle.__name__
             app.agent(topic, name=name)(subscribe)
+            progress: dict[str, Any] = {"batches": 0, "in_batch_since": None, "last_batch_at": None}
+            started: list[float] = []  # when each batch not yet acked began, oldest first
+
+            async def store_and_ack(store: Awaitable[None] | None, earlier: asyncio.Future[None] | None,
+                                    consumer: Any, batch: list[Any], stand_in: Any,
+                                    filled: list[Any]) -> None:
+                try:
+                    if store is not None:
+                        await store
+                    if earlier is not None:
+                        await earlier  # acks in offset order: the previous batch's first
+                    if filled:
+                        await gaps.release(consumer, filled)
+                except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+                    fatal(name, e)
+                ack_batch(consumer, batch, stand_in)
+                progress["batches"] += 1
+                started.pop(0)
+                progress["in_batch_since"] = started[0] if started else None
+                progress["last_batch_at"] = time.time()
 
             async def run() -> None:
-                progress = agent_progress[name] = {"batches": 0, "in_batch_since": None, "last_batch_at": None}
+                agent_progress[name] = progress
+                storing: asyncio.Future[None] | None = None
                 while True:
                     batch = await inbox.take(size, within)  # of the current generation only
                     if not batch or not app.flow_control.is_active():
                         continue  # a rebalance is under way: faust reads these again after it
                     consumer = app.consumer
                     stand_in = track_batch(consumer, batch)
-                    progress["in_batch_since"] = time.time()
+                    started.append(time.time())
+                    progress["in_batch_since"] = started[0]
                     try:
                         messages, filled = await gaps.complete(batch)
-                        await handle(messages)
-                        if filled:
-                            await gaps.release(consumer, filled)
+                        store = await handle(messages)
                     except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
                         fatal(name, e)
-                    ack_batch(consumer, batch, stand_in)
-                    progress["batches"] += 1
-                    progress["in_batch_since"], progress["last_batch_at"] = None, time.time()
+                    task = asyncio.ensure_future(store_and_ack(store, storing, consumer, batch, stand_in, filled))
+                    if store is None:
+                        await task
+                        storing = None
+                        continue
+                    await asyncio.sleep(0)  # its sends take what this batch added, before the next adds more
+                    if storing is not None:
+                        await storing  # at most one batch storing while the next is handled
+                    storing = task
 
             run.__name__ = run.__qualname__ = f"{handle.__name__}_batches"
             app.task(run)
@@ -537,7 +568,7 @@ def create_app(s: Settings) -> faust.App:
         return rows.raw_event_batch((e, m.topic, m.partition, m.offset, m.value) for m, e in good)
 
     @batch_agent(events_topic, "fold-interactions")
-    async def fold_interactions(events: list[Any]) -> None:
+    async def fold_interactions(events: list[Any]) -> Awaitable[None]:
         good = validated(events, "events")
         by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
         # Each key is judged (lateness, timeouts) by its partition's event clock as it
@@ -578,11 +609,11 @@ def create_app(s: Settings) -> faust.App:
                 if st.get("a"):
                     tell_agents(key.decode(), st, f, False)
         intervals, queue_settings = kpi_rows()
-        await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
+        return finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
                            (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
 
     @batch_agent(agent_events_topic, "agent-events")
-    async def agent_events(events: list[Any]) -> None:
+    async def agent_events(events: list[Any]) -> Awaitable[None]:
         own = [m for m in events if m.topic == s.topic_agent_events]
         good = validated(own, "agent_events")
         changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
@@ -610,16 +641,16 @@ def create_app(s: Settings) -> faust.App:
                 changed[m.key] = (st, m.partition)
         for key, (st, partition) in changed.items():
             store_agent(key, st, partition)
-        await finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
+        return finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
 
     @batch_agent(interactions_topic, "store-interactions")
-    async def store_interactions(events: list[Any]) -> None:
-        await finish_batch((rows.INTERACTIONS_TABLE,
+    async def store_interactions(events: list[Any]) -> Awaitable[None]:
+        return finish_batch((rows.INTERACTIONS_TABLE,
                             rows.interaction_batch(orjson.loads(m.value) for m in events)))
 
     @batch_agent(dead_letters_topic, "store-dead-letters")
-    async def store_dead_letters(events: list[Any]) -> None:
-        await finish_batch((rows.DEAD_LETTERS_TABLE,
+    async def store_dead_letters(events: list[Any]) -> Awaitable[None]:
+        return finish_batch((rows.DEAD_LETTERS_TABLE,
                             rows.dead_letter_batch(json.loads(m.value) for m in events)))
 
     @batch_agent(live_parts_topic, "alerts")
