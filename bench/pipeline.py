@@ -121,6 +121,23 @@ def _memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def _children(pid: int) -> list[int]:
+    """Child processes of every thread of ``pid`` (the engine's is started by the sink's thread)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _engine_rss_mb(pid: int) -> float | None:
+    """RSS of the worker's embedded-engine process (streams/engine.py), None without one."""
+    total = [_memory_mb(c).get("VmRSS", 0.0) for c in _children(pid)]
+    return round(sum(total), 1) if total else None
+
+
 def _rss_mb(pid: int) -> float:
     return _memory_mb(pid).get("VmRSS", float("nan"))
 
@@ -283,6 +300,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
             "bare_consumer_s": round(bare_s, 2), "worker_rss_mb": round(rss, 1),
             "worker_rss_private_mb": round(mem.get("RssAnon", float("nan")), 1),
             "worker_rss_file_mb": round(mem.get("RssFile", float("nan")), 1),
+            # The embedded engine runs in a child process of the worker (settings.engine_process).
+            "engine_rss_mb": _engine_rss_mb(worker.pid),
             # CPU the worker used for the run: events per CPU second is what one core would
             # do if it had nothing else to run (the figures above depend on the machine's load).
             "worker_cpu_s": round(cpu_at_done - (cpu_at_start or 0.0), 1),
@@ -337,7 +356,8 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             (workdir / "month").mkdir(exist_ok=True)
             m = measure_throughput(0, workdir / "month", port, interactions=MONTH_INTERACTIONS, tag_suffix="m")
             r.update(replay_month_s=m["pipeline_s"], replay_month_events=m["events"],
-                     replay_month_interactions=m["interactions"], replay_month_worker_rss_mb=m["worker_rss_mb"])
+                     replay_month_interactions=m["interactions"], replay_month_worker_rss_mb=m["worker_rss_mb"],
+                     replay_month_engine_rss_mb=m["engine_rss_mb"])
     if skip_panels:
         r.update(panel_max_ms=None)
     else:
@@ -373,6 +393,7 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("worker RSS", f"{_fmt(r['worker_rss_mb'], ',.0f')} MB"),
         ("  private memory (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
         ("  mapped from files (RssFile)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
+        ("embedded engine's process RSS", f"{_fmt(r.get('engine_rss_mb'), ',.0f')} MB"),
     ]
     if r.get("server_events_per_s") is not None:
         rows += [
@@ -413,6 +434,7 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
             (f"replay a month ({_fmt(r['replay_month_interactions'], ',')} contacts, "
              f"{_fmt(r['replay_month_events'], ',')} events)", f"{_fmt(r['replay_month_s'], ',.0f')} s"),
             ("worker RSS after the month", f"{_fmt(r['replay_month_worker_rss_mb'], ',.0f')} MB"),
+            ("  its engine process's RSS", f"{_fmt(r.get('replay_month_engine_rss_mb'), ',.0f')} MB"),
         ]
     else:
         rows.append(("month replay", "skipped (--skip-month)"))

@@ -204,7 +204,7 @@ def create_app(s: Settings) -> faust.App:
                             schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
                             help="Per queue: the latest live figures of every partition and each rule's state.")
 
-    writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database))
+    writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database, own_process=s.engine_process))
     clock = Clock()  # all events: agents' "now" and /health
     # One event clock per events partition: a month replayed fast reads partitions unevenly,
     # and one partition's newest event must not make another's events late or timed out.

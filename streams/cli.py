@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -126,6 +127,10 @@ def _preflight(s: Settings) -> None:
                        "or fix CCPULSE_BROKER") from None
     if s.clickhouse_url.startswith("chdb://"):
         path = s.clickhouse_url[len("chdb://"):]
+        # A worker killed a moment ago: its engine process notices within a fraction of a second.
+        deadline = time.monotonic() + 5
+        while data_path_locked(path) and time.monotonic() < deadline:
+            time.sleep(0.2)
         if data_path_locked(path):
             raise CliError(f"the embedded ClickHouse at {path} is held by another process (a running worker?): "
                            "stop it, or give this worker its own CCPULSE_CLICKHOUSE_URL")

@@ -1,9 +1,10 @@
 """ClickHouse behind one small interface, chosen by URL: embedded chdb or a server.
 
-``chdb://path`` runs the engine in this process (one process per data path: stack.md);
+``chdb://path`` runs the engine in this process (one process per data path: stack.md), or
+in a child process of its own (streams/engine.py: the worker's choice);
 ``clickhouse://user:pass@host:9000/db`` speaks the native protocol via clickhouse-driver.
-Both take columnar batches as pyarrow arrays: chdb inserts them zero-copy through
-``Python(table)``, the driver gets plain Python columns.
+Both take columnar batches as pyarrow arrays: chdb reads them from an Arrow file in
+memory (``write_arrow_file``), the driver gets plain Python columns.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import os
 import re
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Iterator, Literal, Protocol
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -81,6 +83,25 @@ def data_path_locked(path: str) -> bool:
     return False
 
 
+@contextmanager
+def write_arrow_file(batch: pa.Table) -> Iterator[str]:
+    """The batch as an Arrow file in memory (/dev/shm where there is one), removed after.
+
+    chdb reads it with ``file()``, not through its Python(table) function: that reads the
+    columns under the GIL and took twice as long (5,000 raw events: 56 ms, the worker's
+    other thread slowed to 88 %; by file 29 ms and 98 %). pyarrow writes the file without
+    the GIL."""
+    from pyarrow import feather
+
+    fd, name = tempfile.mkstemp(prefix="ccpulse-batch-", suffix=".arrow", dir=_SCRATCH)
+    os.close(fd)
+    try:
+        feather.write_feather(batch, name, compression="uncompressed")
+        yield name
+    finally:
+        os.unlink(name)
+
+
 class ChdbClickHouse:
     """Embedded engine; every call is serialised because a session is not thread-safe."""
 
@@ -119,25 +140,19 @@ class ChdbClickHouse:
         return Result(names, list(zip(*(cols[n] for n in names))) if names else [])
 
     def insert(self, table: str, batch: pa.Table) -> None:
-        # Through an Arrow file in memory (/dev/shm where there is one), not chdb's
-        # Python(table) function: that reads the columns under the GIL, and took twice as
-        # long (5,000 raw events: 56 ms, the worker's other thread slowed to 88 %; by file
-        # 29 ms and 98 %). pyarrow writes the file without the GIL.
-        from pyarrow import feather
+        with write_arrow_file(batch) as name:
+            self.insert_file(table, list(batch.column_names), name)
 
-        cols = ", ".join(batch.column_names)
-        fd, name = tempfile.mkstemp(prefix="ccpulse-batch-", suffix=".arrow", dir=_SCRATCH)
-        os.close(fd)
-        try:
-            feather.write_feather(batch, name, compression="uncompressed")
-            with self._lock:
-                try:
-                    self._session.query(
-                        f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM file('{name}', 'Arrow')")
-                except Exception as e:
-                    raise ClickHouseError(f"insert into {table}: {e}") from None
-        finally:
-            os.unlink(name)
+    def insert_file(self, table: str, columns: list[str], name: str) -> None:
+        """Insert an Arrow file's rows (``write_arrow_file``): also what the engine's own
+        process (streams/engine.py) is asked to do."""
+        cols = ", ".join(columns)
+        with self._lock:
+            try:
+                self._session.query(
+                    f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM file('{name}', 'Arrow')")
+            except Exception as e:
+                raise ClickHouseError(f"insert into {table}: {e}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -203,8 +218,11 @@ class NativeClickHouse:
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def connect(url: str, database: str = "ccpulse") -> ClickHouse:
-    """Open the engine a URL names (see the module docstring for the two forms)."""
+def connect(url: str, database: str = "ccpulse", own_process: bool = False) -> ClickHouse:
+    """Open the engine a URL names (see the module docstring for the two forms).
+
+    ``own_process``: run an embedded engine in a child process (streams/engine.py), as the
+    worker does; no effect on a server URL."""
     u = urlparse(url)
     if u.scheme == "chdb":
         path = url[len("chdb://"):]
@@ -212,6 +230,10 @@ def connect(url: str, database: str = "ccpulse") -> ClickHouse:
             raise ClickHouseError("chdb URL needs a path: chdb://.ccpulse/chdb or chdb:///abs/path")
         if not _DB_NAME.match(database):
             raise ClickHouseError(f"bad database name {database!r}")
+        if own_process:
+            from streams.engine import EngineProcess
+
+            return EngineProcess(path, database, url)
         return ChdbClickHouse(path, database, url)
     if u.scheme == "clickhouse":
         db = (u.path or "/").strip("/") or database

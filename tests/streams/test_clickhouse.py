@@ -1,4 +1,4 @@
-"""Both ClickHouse engines: migrations apply twice, the sink's columns match the tables,
+"""Both ClickHouse engines (the embedded one in this process and in its own): migrations apply twice, the sink's columns match the tables,
 rows round-trip exactly, and redelivered rows collapse to one."""
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ RECORD = {
 }
 
 
-@pytest.fixture(params=["chdb", "server"])
+@pytest.fixture(params=["chdb", "chdb-process", "server"])
 def ch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClickHouse]:
-    if request.param == "chdb":
-        c = connect(f"chdb://{tmp_path / 'chdb'}", "cctest")
+    if request.param.startswith("chdb"):
+        c = connect(f"chdb://{tmp_path / 'chdb'}", "cctest", own_process=request.param == "chdb-process")
     else:
         srv = request.getfixturevalue("clickhouse_server")
         c = connect(srv.url(f"cctest_{abs(hash(str(tmp_path))) % 10**8}"))
@@ -124,3 +124,63 @@ def test_unreachable_server_is_named_failure() -> None:
 
     with pytest.raises(ClickHouseUnavailable, match="unreachable"):
         connect(f"clickhouse://default:@127.0.0.1:{free_port()}/x")
+
+
+def test_engine_process_restarts_after_a_crash_with_its_data(tmp_path: Path) -> None:
+    """The worker's engine runs in a child (streams/engine.py): a crash of it is an outage
+    of one call at most, and the next call finds the rows stored before it."""
+    import os
+    import signal
+
+    import pyarrow as pa
+
+    from streams.clickhouse import ClickHouseError
+    from streams.engine import EngineProcess
+
+    c = connect(f"chdb://{tmp_path / 'e'}", "cctest", own_process=True)
+    assert isinstance(c, EngineProcess)
+    try:
+        c.command("CREATE TABLE cctest.t (a Int64, s String) ENGINE = MergeTree ORDER BY a")
+        c.insert("t", pa.table({"a": list(range(1, 1001)), "s": ["é"] * 1000}))
+        first = c.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        sql = "SELECT count(), sum(a), any(s) FROM cctest.t"
+        try:
+            got = c.query(sql).rows
+        except ClickHouseUnavailable:  # the call that met the dying engine: the sink retries it
+            got = c.query(sql).rows
+        assert got == [(1000, 500500, "é")]
+        assert c.pid not in (None, first)
+        with pytest.raises(ClickHouseError, match="nope"):  # a statement's error is the statement's, not an outage
+            c.query("SELECT nope FROM cctest.t")
+        assert c.query("SELECT 1").rows == [(1,)]
+    finally:
+        c.close()
+    assert not data_path_locked(str(tmp_path / "e"))
+
+
+def test_engine_process_ends_with_its_parent_and_frees_the_data_path(tmp_path: Path) -> None:
+    """A SIGKILLed worker cannot close its engine: the engine notices and exits, so the
+    worker that replaces it can open the data path."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "orphan"
+    parent = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse import connect; import time; "
+                               f"c = connect('chdb://{path}', own_process=True); print(c.pid, flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        engine_pid = int(parent.stdout.readline())
+        assert data_path_locked(str(path))
+        with pytest.raises(ClickHouseUnavailable, match="in use by another process"):
+            connect(f"chdb://{path}", own_process=True)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while data_path_locked(str(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not data_path_locked(str(path))
+    assert not Path(f"/proc/{engine_pid}").exists() or "Z" in Path(f"/proc/{engine_pid}/stat").read_text().split()[2]

@@ -1,0 +1,181 @@
+"""The embedded engine in a child process of its own, driven over a pipe.
+
+chdb puts a whole ClickHouse into the process that imports it: about 300 MB of private
+memory and 240 MB of mapped library that the worker's Python never uses, and a native
+crash in the engine would take the worker's state with it. The worker therefore runs
+``python -m streams.engine`` and sends it statements; batches still travel as Arrow files
+in memory (``/dev/shm``), as with the in-process engine, so only a file name crosses the
+pipe. When the child dies, the call in flight raises ``ClickHouseUnavailable`` -- the
+sink retries it as an outage -- and the next call starts a new one.
+
+Frames both ways: a 4-byte big-endian length, then a pickle. Only this module's own child
+and parent read them.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Any
+
+import pyarrow as pa
+
+from streams.clickhouse import (ChdbClickHouse, ClickHouseError, ClickHouseUnavailable, Dialect, Result,
+                                write_arrow_file)
+
+_HEADER = struct.Struct(">I")
+
+
+def _send(out: IO[bytes], obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def _recv(inp: IO[bytes]) -> Any:
+    head = inp.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise EOFError("pipe closed")
+    size = _HEADER.unpack(head)[0]
+    data = inp.read(size)
+    if len(data) < size:
+        raise EOFError("pipe closed mid-frame")
+    return pickle.loads(data)
+
+
+class EngineProcess:
+    """``chdb://`` through a child process: the same interface as ``ChdbClickHouse``."""
+
+    dialect: Dialect = "modern"
+
+    def __init__(self, path: str, database: str, url: str) -> None:
+        self.url, self.database, self.path = url, database, path
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None and self._child.poll() is None else None
+
+    def _start(self) -> None:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "streams.engine", self.path, self.database, self.url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        try:
+            reply = _recv(child.stdout)  # type: ignore[arg-type]
+        except EOFError:
+            code = child.wait()
+            raise ClickHouseUnavailable(f"the embedded engine process for {self.path} exited at start "
+                                        f"(code {code}); its error is in the worker's log") from None
+        if not reply["ok"]:
+            child.wait()
+            raise _error(reply)
+        self._child = child
+
+    def _call(self, *request: Any) -> Any:
+        with self._lock:
+            if self._child is None or self._child.poll() is not None:
+                self._child = None
+                self._start()
+            child = self._child
+            assert child is not None and child.stdin is not None and child.stdout is not None
+            try:
+                _send(child.stdin, request)
+                reply = _recv(child.stdout)
+            except (EOFError, BrokenPipeError, OSError):
+                code = child.wait()
+                self._child = None
+                raise ClickHouseUnavailable(
+                    f"the embedded engine process exited (code {code}) during {request[0]}; "
+                    "a new one starts with the next call", retry_after=0.5) from None
+        if not reply["ok"]:
+            raise _error(reply)
+        return reply.get("value")
+
+    def command(self, sql: str) -> None:
+        self._call("command", sql)
+
+    def query(self, sql: str) -> Result:
+        result: Result = self._call("query", sql)
+        return result
+
+    def insert(self, table: str, batch: pa.Table) -> None:
+        with write_arrow_file(batch) as name:
+            self._call("insert_file", table, list(batch.column_names), name)
+
+    def close(self) -> None:
+        with self._lock:
+            child, self._child = self._child, None
+            if child is None or child.poll() is not None:
+                return
+            try:
+                _send(child.stdin, ("close",))  # type: ignore[arg-type]
+                _recv(child.stdout)  # type: ignore[arg-type]
+            except (EOFError, OSError):
+                pass
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _error(reply: dict[str, Any]) -> ClickHouseError:
+    if reply.get("unavailable"):
+        return ClickHouseUnavailable(reply["error"], reply.get("retry_after", 1.0))
+    return ClickHouseError(reply["error"])
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop when the worker is gone (killed included): the data path's lock must be free
+    for the worker that replaces it."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
+
+
+def serve(path: str, database: str, url: str) -> None:
+    # The frames own stdout: anything chdb prints goes to the worker's log (stderr) instead.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    inp = sys.stdin.buffer
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    try:
+        ch = ChdbClickHouse(path, database, url)
+    except ClickHouseError as e:
+        _send(out, {"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable),
+                    "retry_after": getattr(e, "retry_after", 1.0)})
+        return
+    _send(out, {"ok": True})
+    while True:
+        try:
+            op, *args = _recv(inp)
+        except EOFError:
+            break
+        try:
+            if op == "close":
+                ch.close()
+                _send(out, {"ok": True})
+                return
+            if op == "command":
+                value: Any = ch.command(args[0])
+            elif op == "query":
+                value = ch.query(args[0])
+            elif op == "insert_file":
+                value = ch.insert_file(*args)
+            else:
+                raise ClickHouseError(f"unknown engine request {op!r}")
+        except ClickHouseError as e:
+            _send(out, {"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable)})
+        else:
+            _send(out, {"ok": True, "value": value})
+    ch.close()
+
+
+if __name__ == "__main__":
+    serve(*sys.argv[1:4])
