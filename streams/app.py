@@ -934,7 +934,7 @@ def create_app(s: Settings) -> faust.App:
             c = counters
             return self.json({
                 "status": "degraded" if writer.degraded else "ok",
-                "degraded": writer.degraded,
+                "degraded": writer.degraded, "engine": writer.engine,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
                 "offsets_refetched": gaps.filled, "alerts": c.alerts,

@@ -56,6 +56,7 @@ class EngineProcess:
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
+        self.starts = 0  # engines started: more than one means one died and was replaced
         self._start()
 
     @property
@@ -76,6 +77,7 @@ class EngineProcess:
             child.wait()
             raise _error(reply)
         self._child = child
+        self.starts += 1
 
     def _call(self, *request: Any) -> Any:
         with self._lock:

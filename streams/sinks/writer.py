@@ -56,6 +56,15 @@ class BatchWriter:
         return await self._retrying("read", lambda ch: ch.query(sql(ch.database)))
 
     @property
+    def engine(self) -> dict[str, int | None] | None:
+        """The embedded engine's own process (streams/engine.py): its pid and how many were
+        started; None for an in-process engine or a server."""
+        ch = self._ch
+        if ch is None or not hasattr(ch, "starts"):
+            return None
+        return {"pid": getattr(ch, "pid", None), "starts": getattr(ch, "starts", 0)}
+
+    @property
     def degraded(self) -> str | None:
         """Why the sink is degraded, or None: every write or read that is failing now. Per
         table, so one table's success does not hide another's outage."""
