@@ -489,8 +489,11 @@ def create_app(s: Settings) -> faust.App:
 
         A ``handle`` that returns an awaitable (its sends and writes, ``finish_batch``) is
         pipelined: the next batch is handled while that one's broker and ClickHouse round
-        trips are under way -- one batch storing, one being handled, no more. Batches are
-        still acked in order, each only after its own store and every earlier one's."""
+        trips are under way, and the batch after waits for the first to be stored (at most
+        two batches in flight). Their sends go out in order (one buffer, one lock); their
+        inserts may interleave, which the tables absorb (versioned or idempotent rows).
+        Batches are still acked in order, each only after its own store and every earlier
+        one's."""
         inbox = Inbox(name, maxsize=max(16384, 2 * size), generation=lambda: app.consumer_generation_id)
         for t in topic.topics:
             app.inboxes[t] = inbox
@@ -555,6 +558,14 @@ def create_app(s: Settings) -> faust.App:
             app.task(run)
             return handle
         return register
+
+    async def send_or_exit(buffer: PartitionBatches) -> None:
+        """A timer's send: its failure may have taken an agent's messages with it (see
+        ``PartitionBatches.send``), so it ends the process like a failed batch."""
+        try:
+            await buffer.send()
+        except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
+            fatal("a timer's send", e)
 
     def fatal(what: str, e: BaseException) -> None:
         """A batch that was not fully processed must not be acked: exit, and process it
@@ -738,7 +749,7 @@ def create_app(s: Settings) -> faust.App:
                 tell_agents(key.decode(), st, f, True)
                 store_state(key, st)
                 emit(key, record, st["p"])
-        await sends.send()
+        await send_or_exit(sends)
 
     @app.timer(interval=centre.windows.refresh_s, name="live-kpis")
     async def live_kpis() -> None:
@@ -771,7 +782,7 @@ def create_app(s: Settings) -> faust.App:
             key = orjson.dumps([tenant, queue, "*"])
             sends.add(s.topic_live_parts, group_partition(key), key,
                       orjson.dumps({"p": p, "w": 0, "v": kpi.zero(), "n": waiting, "o": oldest, "t": now}))
-        await sends.send()
+        await send_or_exit(sends)
         await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
         await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, version))
@@ -896,7 +907,7 @@ def create_app(s: Settings) -> faust.App:
                 sends.add(s.topic_live_parts, group_partition(key), key,
                           orjson.dumps({"ap": p, "r": n, "t": now}))
         intervals, reasons = rows.agent_batches(figures, version)
-        await sends.send()
+        await send_or_exit(sends)
         await writer.write(rows.AGENT_INTERVALS_TABLE, intervals)
         await writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
         await writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 #: Where embedded inserts stage their Arrow file: memory where the machine offers it.
 _SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+_BATCH_PREFIX = "ccpulse-batch-"
 
 Dialect = Literal["modern", "legacy"]
 
@@ -90,16 +91,41 @@ def write_arrow_file(batch: pa.Table) -> Iterator[str]:
     chdb reads it with ``file()``, not through its Python(table) function: that reads the
     columns under the GIL and took twice as long (5,000 raw events: 56 ms, the worker's
     other thread slowed to 88 %; by file 29 ms and 98 %). pyarrow writes the file without
-    the GIL."""
+    the GIL. A full /dev/shm is an outage to retry (and to report), not a crash."""
     from pyarrow import feather
 
-    fd, name = tempfile.mkstemp(prefix="ccpulse-batch-", suffix=".arrow", dir=_SCRATCH)
-    os.close(fd)
     try:
-        feather.write_feather(batch, name, compression="uncompressed")
+        fd, name = tempfile.mkstemp(prefix=f"{_BATCH_PREFIX}{os.getpid()}-", suffix=".arrow", dir=_SCRATCH)
+        os.close(fd)
+    except OSError as e:
+        raise ClickHouseUnavailable(f"cannot stage a batch in {_SCRATCH or tempfile.gettempdir()}: {e}") from None
+    try:
+        try:
+            feather.write_feather(batch, name, compression="uncompressed")
+        except OSError as e:
+            raise ClickHouseUnavailable(f"cannot stage a batch in {name}: {e} (is /dev/shm full?)") from None
         yield name
     finally:
         os.unlink(name)
+
+
+def remove_stale_batch_files() -> int:
+    """Remove batch files of processes that are gone (killed mid-insert): left behind, they
+    would fill a small /dev/shm (64 MB in a container) over a few crashes. How many."""
+    removed = 0
+    scratch = Path(_SCRATCH or tempfile.gettempdir())
+    for f in scratch.glob(f"{_BATCH_PREFIX}*.arrow"):
+        try:
+            pid = int(f.name[len(_BATCH_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ValueError:
+            continue  # not named by this version
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+            removed += 1
+        except PermissionError:
+            continue  # alive, someone else's
+    return removed
 
 
 class ChdbClickHouse:
@@ -111,6 +137,7 @@ class ChdbClickHouse:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
+        remove_stale_batch_files()
         if data_path_locked(path):
             raise ClickHouseUnavailable(
                 f"embedded ClickHouse at {path} is in use by another process (a running `ccpulse worker`?): "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -61,7 +62,8 @@ class EngineProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._child.pid if self._child is not None and self._child.poll() is None else None
+        child = self._child  # one read: the sink's thread may replace it meanwhile
+        return child.pid if child is not None and child.returncode is None else None
 
     def _start(self) -> None:
         child = subprocess.Popen(
@@ -69,12 +71,12 @@ class EngineProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         try:
             reply = _recv(child.stdout)  # type: ignore[arg-type]
-        except EOFError:
-            code = child.wait()
-            raise ClickHouseUnavailable(f"the embedded engine process for {self.path} exited at start "
-                                        f"(code {code}); its error is in the worker's log") from None
+        except Exception as e:  # EOF: it died; anything else: it cannot be talked to either
+            code = _end(child)
+            raise ClickHouseUnavailable(f"the embedded engine process for {self.path} failed at start "
+                                        f"(code {code}, {e!r}); its error is in the worker's log") from None
         if not reply["ok"]:
-            child.wait()
+            _end(child)
             raise _error(reply)
         self._child = child
         self.starts += 1
@@ -89,11 +91,11 @@ class EngineProcess:
             try:
                 _send(child.stdin, request)
                 reply = _recv(child.stdout)
-            except (EOFError, BrokenPipeError, OSError):
-                code = child.wait()
+            except Exception as e:  # EOF or a broken pipe: it died; a garbled frame: out of step
                 self._child = None
+                code = _end(child)
                 raise ClickHouseUnavailable(
-                    f"the embedded engine process exited (code {code}) during {request[0]}; "
+                    f"the embedded engine process ended (code {code}, {e!r}) during {request[0]}; "
                     "a new one starts with the next call", retry_after=0.5) from None
         if not reply["ok"]:
             raise _error(reply)
@@ -127,6 +129,13 @@ class EngineProcess:
                 child.wait()
 
 
+def _end(child: subprocess.Popen[bytes]) -> int:
+    """Make sure a child we stop talking to is gone (it holds the data path's lock); its code."""
+    if child.poll() is None:
+        child.kill()
+    return child.wait()
+
+
 def _error(reply: dict[str, Any]) -> ClickHouseError:
     if reply.get("unavailable"):
         return ClickHouseUnavailable(reply["error"], reply.get("retry_after", 1.0))
@@ -141,7 +150,23 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+def _reply(out: IO[bytes], obj: Any) -> None:
+    """Send a reply, or the reason it cannot be sent (a result too big for one frame)."""
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) >= 1 << 32:
+            raise ClickHouseError(f"result of {len(data):,} bytes is too big to return: add a LIMIT")
+    except Exception as e:  # noqa: BLE001 -- the caller gets the reason, the engine stays up
+        data = pickle.dumps({"ok": False, "error": f"{e}" if isinstance(e, ClickHouseError) else repr(e)})
+    out.write(_HEADER.pack(len(data)) + data)
+    out.flush()
+
+
 def serve(path: str, database: str, url: str) -> None:
+    # The worker decides when the engine stops (stdin closed, or the worker gone): a Ctrl-C
+    # or a SIGTERM to the worker's process group must not end it before the worker's last write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The frames own stdout: anything chdb prints goes to the worker's log (stderr) instead.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -173,9 +198,11 @@ def serve(path: str, database: str, url: str) -> None:
             else:
                 raise ClickHouseError(f"unknown engine request {op!r}")
         except ClickHouseError as e:
-            _send(out, {"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable)})
+            _reply(out, {"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable)})
+        except Exception as e:  # noqa: BLE001 -- e.g. converting a result: that request fails, not the engine
+            _reply(out, {"ok": False, "error": f"{op} failed in the engine process: {e!r}"})
         else:
-            _send(out, {"ok": True, "value": value})
+            _reply(out, {"ok": True, "value": value})
     ch.close()
 
 

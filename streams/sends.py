@@ -28,6 +28,7 @@ class PartitionBatches:
         self._open: dict[tuple[str, int], Any] = {}  # the batch being filled, per partition
         self._full: list[tuple[str, int, Any]] = []  # batches filled up, in order
         self._n = 0
+        self._failed: BaseException | None = None
         # Agents and timers share one instance: a caller's send() must not return while
         # another caller is still handing over messages the first one added.
         self._lock = asyncio.Lock()
@@ -39,8 +40,7 @@ class PartitionBatches:
         if batch.append(key=key, value=value, timestamp=None) is None:  # full: start the next one
             self._full.append((topic, partition, batch))
             batch = self._open[(topic, partition)] = self._producer().create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"message of {len(value or b'')} bytes exceeds the producer's batch size")
+            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any one message
         self._n += 1
 
     def __len__(self) -> int:
@@ -55,12 +55,23 @@ class PartitionBatches:
         Faust's flush before a commit neither waits reliably nor checks delivery
         (tests/README: faust internals), so the caller's batch is acked -- and its offsets
         become committable -- only after this returns.
+
+        A failure is final for this buffer: the send that failed may have carried another
+        caller's messages (a timer's send takes what an agent added), so every later send
+        raises too and that caller cannot ack a batch whose messages were lost.
         """
         async with self._lock:
+            if self._failed is not None:
+                raise RuntimeError(f"an earlier send of this buffer failed ({self._failed!r}): "
+                                   "messages may be missing, nothing more is acked") from self._failed
             if self._n:
-                delivered = await self._send_pending()
-                for fut in delivered:
-                    await fut  # raises if the broker refused the batch
+                try:
+                    delivered = await self._send_pending()
+                    for fut in delivered:
+                        await fut  # raises if the broker refused the batch
+                except BaseException as e:  # CancelledError included: its messages are as lost
+                    self._failed = e
+                    raise
 
     async def _send_pending(self) -> list[Any]:
         producer = self._producer()

@@ -184,3 +184,52 @@ def test_engine_process_ends_with_its_parent_and_frees_the_data_path(tmp_path: P
         time.sleep(0.05)
     assert not data_path_locked(str(path))
     assert not Path(f"/proc/{engine_pid}").exists() or "Z" in Path(f"/proc/{engine_pid}/stat").read_text().split()[2]
+
+
+def test_an_engine_busy_in_a_long_query_still_ends_with_its_parent(tmp_path: Path) -> None:
+    """The engine's watch of its parent, not only the closed pipe: a worker SIGKILLed while
+    its engine runs a long statement must not leave the data path locked until it ends."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "busy"
+    parent = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse import connect; "
+                               f"c = connect('chdb://{path}', own_process=True); print(c.pid, flush=True); "
+                               "c.query('SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 0')"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        int(parent.stdout.readline())
+        time.sleep(1.0)  # the statement is under way (it runs for minutes)
+        assert parent.poll() is None
+    finally:
+        parent.kill()
+        parent.wait()
+    killed_at = time.monotonic()
+    while data_path_locked(str(path)) and time.monotonic() - killed_at < 10:
+        time.sleep(0.05)
+    assert not data_path_locked(str(path)), "the engine kept running its statement after its parent died"
+    assert time.monotonic() - killed_at < 3
+
+
+def test_batch_files_of_dead_processes_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from streams.clickhouse import _BATCH_PREFIX, _SCRATCH, remove_stale_batch_files
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    scratch = Path(_SCRATCH or __import__("tempfile").gettempdir())
+    dead = scratch / f"{_BATCH_PREFIX}{gone.pid}-test.arrow"
+    live = scratch / f"{_BATCH_PREFIX}{os.getpid()}-test.arrow"
+    dead.write_bytes(b"x")
+    live.write_bytes(b"x")
+    try:
+        assert remove_stale_batch_files() >= 1
+        assert not dead.exists()
+        assert live.exists()
+    finally:
+        dead.unlink(missing_ok=True)
+        live.unlink(missing_ok=True)
