@@ -551,7 +551,7 @@ def create_app(s: Settings) -> faust.App:
                         continue
                     await asyncio.sleep(0)  # its sends take what this batch added, before the next adds more
                     if storing is not None:
-                        await storing  # at most one batch storing while the next is handled
+                        await storing  # the batch before this one is stored before the next is taken
                     storing = task
 
             run.__name__ = run.__qualname__ = f"{handle.__name__}_batches"
