@@ -121,7 +121,7 @@ def _memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     """Child processes of every thread of ``pid`` (the engine's is started by the sink's thread)."""
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -135,7 +135,7 @@ def _children(pid: int) -> list[int]:
 def _children_cpu_s(pid: int) -> float:
     """CPU seconds of the worker's child processes (its embedded engine), 0 without any."""
     total = 0.0
-    for c in _children(pid):
+    for c in child_pids(pid):
         try:
             total += _cpu_s(c)
         except OSError:
@@ -145,7 +145,7 @@ def _children_cpu_s(pid: int) -> float:
 
 def _engine_rss_mb(pid: int) -> float | None:
     """RSS of the worker's embedded-engine process (streams/engine.py), None without one."""
-    total = [_memory_mb(c).get("VmRSS", 0.0) for c in _children(pid)]
+    total = [_memory_mb(c).get("VmRSS", 0.0) for c in child_pids(pid)]
     return round(sum(total), 1) if total else None
 
 

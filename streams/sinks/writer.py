@@ -59,10 +59,10 @@ class BatchWriter:
     def engine(self) -> dict[str, int | None] | None:
         """The embedded engine's own process (streams/engine.py): its pid and how many were
         started; None for an in-process engine or a server."""
+        from streams.engine import EngineProcess
+
         ch = self._ch
-        if ch is None or not hasattr(ch, "starts"):
-            return None
-        return {"pid": getattr(ch, "pid", None), "starts": getattr(ch, "starts", 0)}
+        return {"pid": ch.pid, "starts": ch.starts} if isinstance(ch, EngineProcess) else None
 
     @property
     def degraded(self) -> str | None:

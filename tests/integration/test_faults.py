@@ -178,16 +178,11 @@ def test_three_sigkills_at_random_points_lose_nothing_and_count_nothing_twice(
 
 
 def _engine_pid(worker: Worker) -> int | None:
-    """The worker's embedded-engine process (streams/engine.py), a child of its sink thread."""
+    """The worker's embedded-engine process (streams/engine.py), read from /proc, not /health."""
+    from bench.pipeline import child_pids
+
     assert worker.proc is not None
-    for task in Path(f"/proc/{worker.proc.pid}/task").iterdir():
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        if children:
-            return int(children[0])
-    return None
+    return next(iter(child_pids(worker.proc.pid)), None)
 
 
 def test_the_embedded_engine_killed_twice_mid_stream_is_restarted_and_the_figures_stay_exact(
