@@ -167,7 +167,7 @@ def bench_settings(workdir: Path, port: int, tag: str, **extra: Any) -> Settings
     topics = {name: f"{tag}.{name[len('topic_'):].replace('_', '-')}"
               for name in Settings.model_fields if name.startswith("topic_")}
     return load_settings(**{
-        "broker": f"kafka://127.0.0.1:{port}", "broker_flavour": "tansu", "dev_broker_port": port,
+        "broker": f"kafka://127.0.0.1:{port}", "dev_broker_port": port,
         "state_dir": workdir / "state", "clickhouse_url": f"chdb://{workdir / ('chdb-' + tag)}", "app_id": tag,
         **topics, "web_port": _free_port(), "session_timeout_s": 4, "log_level": "warning", **extra})
 

@@ -30,15 +30,19 @@ from schemas.events import Event
 from streams import agents as ag
 from streams import alerts as al
 from streams import kpi
+from streams import recount
+from streams import verify
 from streams import state as sm
 from streams.centre import ConfigError, load_centre
 from streams.clickhouse import connect
+from streams.clock import Clock, clock_key
+from streams.keys import ident_of, split_key, state_key
 from streams.gaps import GapFiller
 from streams.inbox import Inbox, Record
 from streams.inbox import ack as ack_batch
 from streams.inbox import track as track_batch
 from streams.inbox import install as use_inboxes
-from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
+from streams.windows import INTERVAL_MS, PartitionKpis, entry_of, floor
 from streams.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
@@ -50,27 +54,6 @@ log = logging.getLogger("ccpulse.worker")
 
 #: Statements the read-only endpoint accepts (first keyword).
 READ_ONLY_KEYWORDS = ("select", "with", "show", "describe", "desc", "exists", "explain")
-
-
-@dataclass
-class Clock:
-    """Event-time "now": the newest event time seen, advanced by wall time since.
-
-    Replays of old data close interactions by their own time line, and a quiet live
-    queue still times out as the wall clock moves on.
-    """
-
-    watermark_ms: int = 0
-    seen_at: float = field(default_factory=time.time)
-
-    def observe(self, ts_ms: int) -> None:
-        if ts_ms > self.watermark_ms:
-            self.watermark_ms, self.seen_at = ts_ms, time.time()
-
-    def now_ms(self) -> int:
-        if not self.watermark_ms:
-            return 0
-        return self.watermark_ms + int((time.time() - self.seen_at) * 1000)
 
 
 @dataclass
@@ -175,9 +158,11 @@ def create_app(s: Settings) -> faust.App:
     )
     use_inboxes(app)
     _set_fetch_max_wait(s.fetch_max_wait_s)
-    if s.broker_flavour == "tansu":
-        from streams.broker_quirks import patch_end_offsets_for_tansu
+    from streams.broker_quirks import detect_flavour, patch_end_offsets_for_tansu
 
+    flavour = s.broker_flavour if s.broker_flavour != "auto" else detect_flavour(s.bootstrap_servers)
+    if flavour == "tansu":
+        log.info("broker is the local Tansu broker: end offsets are confirmed by fetch")
         patch_end_offsets_for_tansu()
 
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
@@ -211,6 +196,7 @@ def create_app(s: Settings) -> faust.App:
     clocks: dict[int, Clock] = defaultdict(Clock)
     counters = Counters()
     timeout_ms = int(s.interaction_timeout_s * 1000)
+    max_future_ms = int(s.max_future_s * 1000)
     retention_ms = int(s.state_retention_s * 1000)
     centre = load_centre(s.centre_config)
     if centre.windows.lateness_s > s.state_retention_s:
@@ -223,6 +209,12 @@ def create_app(s: Settings) -> faust.App:
     to_reconcile: set[int] = set()  # rebuilt partitions whose stored rows are still to be checked
     settings_written: set[tuple[str, str]] = set()
     live_version = {"last": 0}
+    clock_written: dict[int, int] = {}  # partition -> the clock last stored on its changelog
+    settled_before: dict[int, int] = {}  # partition -> first event of its oldest open contact
+    late_pending: dict[int, set[Any]] = defaultdict(set)  # partition -> late intervals to recount
+    confirmations = verify.Confirmations()
+    figure_checks: dict[str, Any] = {"passes": 0, "repaired": 0, "differences_open": 0, "pending_late": 0,
+                                     "last_at": None, "examples": []}
     app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table,  # type: ignore[attr-defined]
                    "kpis": kpis, "centre": centre}
 
@@ -261,8 +253,9 @@ def create_app(s: Settings) -> faust.App:
     alert_sends = PartitionBatches(app)  # the alerts agent's own: sent only after its rows are stored
 
     def emit(key: bytes, record: dict[str, Any], partition: int) -> None:
-        # Same partition as the key's events: the records topic is co-partitioned.
-        sends.add(s.topic_interactions, partition, key, orjson.dumps(record))
+        # Same partition as the key's events: the records topic is co-partitioned (and
+        # keyed by the bare id, as the events are).
+        sends.add(s.topic_interactions, partition, record["interaction_id"].encode(), orjson.dumps(record))
         counters.records_emitted += 1
         if record["closed_by_timeout"]:
             counters.timed_out += 1
@@ -275,6 +268,38 @@ def create_app(s: Settings) -> faust.App:
     def store_state(key: bytes, st: sm.State) -> None:
         states(table)[key] = st
         sends.add(changelog, st["p"], key, orjson.dumps(st))
+
+    def adopt_legacy(known: MutableMapping[bytes, Any], key: bytes, partition: int) -> sm.State | None:
+        """A state stored under the bare id by a release before tenant-qualified keys:
+        taken over (and its old key deleted) only by an event of its own tenant."""
+        tenant, ident = split_key(key)
+        old_key = ident.encode()
+        st = known.get(old_key)
+        if not st or not st.get("f") or sm.fold(st).tenant != tenant:
+            return None
+        del known[old_key]
+        sends.add(changelog, st.get("p", partition), old_key, None)
+        return st
+
+    def adopt_legacy_agent(known: MutableMapping[bytes, Any], key: bytes) -> Any:
+        """An agent state stored under the bare id by an earlier release, for its own tenant."""
+        tenant, ident = split_key(key)
+        old_key = ident.encode()
+        st = known.get(old_key)
+        if not st or (st.get("t") or tenant) != tenant:
+            return None
+        del known[old_key]
+        sends.add(agent_changelog, st.get("p", agent_partition(ident)), old_key, None)
+        return st
+
+    def store_clocks(partitions: set[int]) -> None:
+        """Each partition's event clock beside its states, so a restart never sets it back."""
+        for p in partitions:
+            w = clocks[p].watermark_ms
+            if w > clock_written.get(p, 0):
+                clock_written[p] = w
+                states(table)[clock_key(p)] = {"w": w}
+                sends.add(changelog, p, clock_key(p), orjson.dumps({"w": w}))
 
     def owned_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
@@ -294,6 +319,12 @@ def create_app(s: Settings) -> faust.App:
             return False
         owned = owned_partitions()
         by_p: dict[int, list[tuple[str, Any]]] = {p: [] for p in owned}
+        # Never backwards: the clock each partition had stored, then its states' newest event.
+        for p in owned:
+            if (stored := table.data.get(clock_key(p))) and stored.get("w"):
+                clocks[p].observe(stored["w"])
+                clock.observe(stored["w"])
+                clock_written[p] = max(clock_written.get(p, 0), stored["w"])
         for key, st in table.data.items():
             if st and st.get("p") in by_p:
                 clocks[st["p"]].observe(st.get("l", 0))
@@ -447,7 +478,7 @@ def create_app(s: Settings) -> faust.App:
         good: list[tuple[Record, Event]] = []
         now_ms = int(time.time() * 1000)  # the future-timestamp bound, once a batch
         for m in events:
-            if isinstance(out_ := validate(m.value, m.key, kind, now_ms), Rejected):
+            if isinstance(out_ := validate(m.value, m.key, kind, now_ms, max_future_ms), Rejected):
                 sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(out_, m)).encode())
                 counters.dead_letters += 1
             else:
@@ -580,6 +611,12 @@ def create_app(s: Settings) -> faust.App:
 
     @batch_agent(events_topic, "fold-interactions")
     async def fold_interactions(events: list[Any]) -> Awaitable[None]:
+        # The clocks are set up from the recovered states (and the clocks they stored)
+        # before this batch is judged by them: a restart's first batch is no exception.
+        with_kpis = ensure_kpis()
+        await reconcile_stored()
+        # From here on no await until the records are emitted: /health never counts an
+        # event whose record is not yet on its way (``ccpulse demo`` waits on both).
         good = validated(events, "events")
         by_key: dict[bytes, tuple[int, list[tuple[str, sm.Fact]]]] = {}
         # Each key is judged (lateness, timeouts) by its partition's event clock as it
@@ -590,22 +627,21 @@ def create_app(s: Settings) -> faust.App:
             clock.observe(e.ts_ms)
             pclock = clocks[m.partition]
             pclock.observe(e.ts_ms)
-            key_now[m.key] = pclock.watermark_ms
-            by_key.setdefault(m.key, (m.partition, []))[1].append(sm.fact_of(e))
-        with_kpis = ensure_kpis()
-        await reconcile_stored()
+            key = state_key(e.tenant, m.key)  # tenant and id: another tenant's id is another contact
+            key_now[key] = pclock.watermark_ms
+            by_key.setdefault(key, (m.partition, []))[1].append(sm.fact_of(e))
         # No await between reading and writing states: the timer cannot interleave.
         known = states(table)
         for key, (partition, facts) in by_key.items():
             now = key_now[key]
-            st = known.get(key) or sm.new_state()
+            st = known.get(key) or adopt_legacy(known, key, partition) or sm.new_state()
             if sm.merge(st, facts):
                 st["p"] = partition
                 f = sm.fold(st)
                 st["l"] = f.last_at  # the newest fact: the fold reads them in time order
-                iid = key.decode()
+                iid = ident_of(key)
                 record = sm.due_record(iid, st, now, timeout_ms, f)
-                update_kpis(iid, st, record, f, now, with_kpis)
+                update_kpis(key.decode(), st, record, f, now, with_kpis)
                 tell_agents(iid, st, f, True)
                 store_state(key, st)
                 if record:
@@ -616,9 +652,10 @@ def create_app(s: Settings) -> faust.App:
                 # and agent segments collapse downstream), or it could be missing.
                 f = sm.fold(st)
                 if st["v"] and st["v"] == sm.version_of(st):
-                    emit(key, sm.build_record(key.decode(), st, f), partition)
+                    emit(key, sm.build_record(ident_of(key), st, f), partition)
                 if st.get("a"):
-                    tell_agents(key.decode(), st, f, False)
+                    tell_agents(ident_of(key), st, f, False)
+        store_clocks({p for p, _ in by_key.values()})
         intervals, queue_settings = kpi_rows()
         return finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
                            (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
@@ -631,8 +668,8 @@ def create_app(s: Settings) -> faust.App:
         known = states(agent_table)
         for m, e in good:
             clock.observe(e.ts_ms)
-            key = m.key
-            st = known.get(key) or ag.new_agent_state()
+            key = state_key(e.tenant, m.key)  # another tenant's agent of the same id is another agent
+            st = known.get(key) or adopt_legacy_agent(known, key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
                               getattr(e, "queues", None)):
                 agent_dirty[key] = min(agent_dirty.get(key, e.ts_ms), e.ts_ms)
@@ -642,14 +679,15 @@ def create_app(s: Settings) -> faust.App:
             if m.topic != s.topic_agent_activity:
                 continue
             a = orjson.loads(m.value)
-            st = known.get(m.key) or ag.new_agent_state()
+            key = state_key(a["t"], m.key)
+            st = known.get(key) or adopt_legacy_agent(known, key) or ag.new_agent_state()
             old = st["c"].get(a["i"], [])
             if ag.set_contact(st, a["i"], a["g"], a["t"]):
                 times = [t for seg in old + a["g"] for t in seg if t]
                 if times:
-                    agent_dirty[m.key] = min(agent_dirty.get(m.key, min(times)), min(times))
-                agent_table.data[m.key] = st
-                changed[m.key] = (st, m.partition)
+                    agent_dirty[key] = min(agent_dirty.get(key, min(times)), min(times))
+                agent_table.data[key] = st
+                changed[key] = (st, m.partition)
         for key, (st, partition) in changed.items():
             store_agent(key, st, partition)
         return finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)))
@@ -657,7 +695,8 @@ def create_app(s: Settings) -> faust.App:
     @batch_agent(interactions_topic, "store-interactions")
     async def store_interactions(events: list[Any]) -> Awaitable[None]:
         return finish_batch((rows.INTERACTIONS_TABLE,
-                            rows.interaction_batch(orjson.loads(m.value) for m in events)))
+                            rows.interaction_batch([orjson.loads(m.value) for m in events],
+                                                   [m.partition for m in events])))
 
     @batch_agent(dead_letters_topic, "store-dead-letters")
     async def store_dead_letters(events: list[Any]) -> Awaitable[None]:
@@ -732,6 +771,7 @@ def create_app(s: Settings) -> faust.App:
         if not ensure_kpis():
             return  # not while recovering: a closed interaction must also leave the live figures
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
+        oldest_open: dict[int, int] = {p: clocks[p].now_ms() for p in owned}
         for key, st in list(table.data.items()):
             if st is None or st.get("p") not in owned:
                 continue
@@ -743,13 +783,116 @@ def create_app(s: Settings) -> faust.App:
                     counters.expired += 1
                 continue
             f = sm.fold(st)
-            record = sm.due_record(key.decode(), st, now, timeout_ms, f)
+            record = sm.due_record(ident_of(key), st, now, timeout_ms, f)
             if record:
                 update_kpis(key.decode(), st, record, f, now, True)
-                tell_agents(key.decode(), st, f, True)
+                tell_agents(ident_of(key), st, f, True)
                 store_state(key, st)
                 emit(key, record, st["p"])
+            else:  # still open: the intervals from its first event on are not settled
+                first = min(fact[0] for fact in st["f"].values())
+                if first < oldest_open[st["p"]]:
+                    oldest_open[st["p"]] = first
+        settled_before.clear()
+        settled_before.update(oldest_open)
         await send_or_exit(sends)
+
+    lateness_ms = centre.windows.lateness_s * 1000
+    lookback_ms = int(s.verify_lookback_s * 1000)
+
+    last_rolling = {"at": 0.0}
+
+    @app.timer(interval=5.0, name="check-figures")
+    async def check_figures() -> None:
+        """Hold every stored interval row to the recount from the records (streams/verify.py):
+        recently settled intervals, and those late data changed past the lateness horizon
+        (a history load, a CSAT days late). A difference seen in two passes in a row is
+        repaired: in the stream's own aggregates while the interval is within its lateness
+        horizon (the stream then writes it), else by writing the recounted row."""
+        if not kpis_settled() or kpi_gen["built"] != kpi_gen["want"]:
+            return
+        owned = set(kpis)
+        for p, kp in kpis.items():
+            late_pending[p] |= kp.late_keys
+            kp.late_keys.clear()
+        for p in [p for p in late_pending if p not in owned]:
+            del late_pending[p]  # its new owner rebuilds; `ccpulse verify` covers what is left
+        scope: dict[int, tuple[int, int]] = {}
+        rolling = time.monotonic() - last_rolling["at"] >= s.verify_interval_s  # late data: every pass
+        if rolling:
+            last_rolling["at"] = time.monotonic()
+        for p in owned if rolling else ():
+            if p in settled_before and clocks[p].now_ms():
+                hi = settled_before[p] - settled_before[p] % INTERVAL_MS
+                scope[p] = (hi - lookback_ms, hi)
+        ranges = verify.spans([k[3] for ks in late_pending.values() for k in ks])
+        if scope:
+            ranges.append((min(lo for lo, _ in scope.values()), max(hi for _, hi in scope.values())))
+        if not ranges:
+            return
+        dialect = await writer.dialect()
+
+        def in_scope(key: Any) -> bool:
+            p, t, q, c, start = key
+            w = scope.get(p)
+            return (w is not None and w[0] <= start < w[1]) or (t, q, c, start) in late_pending.get(p, ())
+
+        found: list[Any] = []
+        recounted: dict[Any, Any] = {}
+        settings: dict[Any, Any] = {}
+        for lo, hi in ranges:
+            stored_rows = (await writer.read(lambda db: recount.stored_sql(db, lo, hi, partitions=owned))).rows
+            record_rows = (await writer.read(lambda db: recount.records_sql(db, dialect, lo, hi,
+                                                                            partitions=owned))).rows
+            out, _, rec = verify.compare_rows(centre, stored_rows, record_rows, lo, hi, dialect, by_partition=True)
+            found += [d for d in out.differences if in_scope(d.key)]
+            recounted.update(rec)
+            settings.update(recount.parse_stored(stored_rows)[1])
+        if not ensure_kpis() or set(kpis) != owned:
+            return  # a rebalance came in between: the next pass starts again
+        confirmed = confirmations.confirm(found, in_scope)
+        for p in late_pending:  # a late interval is done once a pass finds it equal
+            late_pending[p] = {k for k in late_pending[p] if (p, *k) in {d.key for d in found}}
+        figure_checks["passes"] += 1
+        figure_checks["last_at"] = time.time()
+        figure_checks["differences_open"] = len(found)
+        figure_checks["pending_late"] = sum(len(v) for v in late_pending.values())
+        if not confirmed:
+            return
+        direct = []
+        for d in confirmed:
+            p, t, q, c, start = d.key
+            vec = list(recounted.get(d.key) or kpi.zero())
+            kp = kpis.get(p)
+            if kp is not None and start >= floor(clocks[p].now_ms() - lateness_ms, INTERVAL_MS):
+                kp.intervals[(t, q, c, start)] = vec  # the stream's own figure, written with its next rows
+                kp.dirty.add((t, q, c, start))
+            else:
+                direct.append((d.key, vec))
+        log.warning("figures differ from the records in %d interval rows; repaired (first: %s)",
+                    len(confirmed), confirmed[0].describe())
+        figure_checks["repaired"] += len(confirmed)
+        figure_checks["examples"] = [d.describe() for d in confirmed[:3]]
+        now_ms = int(time.time() * 1000)
+        await writer.write(rows.KPI_INTERVALS_TABLE, verify.repair_batch(centre, settings, direct, next_version()))
+        await writer.write(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch(confirmed, now_ms, "repaired", "worker"))
+
+    @app.page("/verify")
+    class VerifyView(View):
+        """``ccpulse verify`` / ``recompute`` while this worker owns the embedded engine."""
+
+        async def post(self, request: Request, **kwargs: Any) -> Response:
+            body = await request.json()
+            try:
+                lo, hi = int(body["from_ms"]), int(body["to_ms"])
+                tenant = body.get("tenant")
+                if tenant is not None:
+                    recount.quote(str(tenant))
+            except (KeyError, TypeError, ValueError) as e:
+                return self.json({"error": f"bad request: {e}"}, status=400)
+            out = await writer.run_sync(lambda ch: verify.run(ch, centre, lo, hi, tenant, bool(body.get("repair")),
+                                                              str(body.get("source") or "verify")))
+            return self.json(out.as_json())
 
     @app.timer(interval=centre.windows.refresh_s, name="live-kpis")
     async def live_kpis() -> None:
@@ -875,7 +1018,7 @@ def create_app(s: Settings) -> faust.App:
                 await asyncio.sleep(0)  # let the agents and the consumer run between agents
             if not st or st.get("p") not in owned:
                 continue
-            agent = key.decode()
+            agent = ident_of(key)
             live.append((st["t"], agent, ag.current(st, now)))
             if (agent_written["until"] and key not in agent_dirty
                     and (idle := ag.idle_since(st)) is not None and idle <= since_last):
@@ -948,7 +1091,9 @@ def create_app(s: Settings) -> faust.App:
                 "degraded": writer.degraded, "engine": writer.engine,
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
-                "offsets_refetched": gaps.filled, "alerts": c.alerts,
+                "offsets_refetched": gaps.filled, "alerts": c.alerts, "broker_flavour": flavour,
+                "figures": {**figure_checks, "pending_late": figure_checks["pending_late"]
+                            + sum(len(k.late_keys) for k in kpis.values())},
                 "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),
                                "dead": n.dead, "last_error": n.last_error} for n in notifiers],
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,

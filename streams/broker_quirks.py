@@ -66,3 +66,32 @@ def patch_end_offsets_for_tansu() -> None:
 
     AIOKafkaConsumer.end_offsets = end_offsets  # type: ignore[method-assign]
     setattr(AIOKafkaConsumer, _PATCHED, True)
+
+
+#: The cluster id Tansu answers unless started with another (``ccpulse dev up`` keeps it).
+TANSU_CLUSTER_PREFIX = "tansu"
+
+
+def detect_flavour(bootstrap: list[str], timeout_s: float = 5.0) -> str:
+    """``tansu`` when the broker says it is Tansu (its cluster id), else ``kafka``.
+
+    A broker that cannot be asked yet counts as Tansu: the work-around only confirms end
+    offsets with a Fetch, which is right on any broker, while its absence on Tansu brings
+    a restarted worker back with states cut short.
+    """
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                                 api_version_auto_timeout_ms=int(timeout_s * 1000))
+    except Exception as e:  # noqa: BLE001 -- kafka-python raises several kinds here
+        log.warning("could not ask the broker %s which it is (%s): end offsets will be confirmed by fetch", bootstrap, e)
+        return "tansu"
+    try:
+        cluster_id = str(admin.describe_cluster().get("cluster_id") or "")
+    except Exception as e:  # noqa: BLE001
+        log.warning("could not read the broker's cluster id (%s): end offsets will be confirmed by fetch", e)
+        return "tansu"
+    finally:
+        admin.close()
+    return "tansu" if cluster_id.startswith(TANSU_CLUSTER_PREFIX) else "kafka"

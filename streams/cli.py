@@ -403,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("file")
     rp.add_argument("--format", choices=["anonymous-bank", "jsonl"], default="jsonl")
     rp.add_argument("--rate", type=float, help="messages per second (default: as fast as possible)")
+    from streams.verify_cli import configure as configure_verify
+
+    configure_verify(add)
     q = add("sql", cmd_sql, "query ClickHouse (through the worker when it owns the embedded engine)")
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -25,8 +25,9 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------
     broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap URL(s), `kafka://host:port[;host:port]`.")
-    broker_flavour: Literal["kafka", "tansu"] = Field(
-        "kafka", description="`tansu` switches on the work-around for the local dev broker's end-offset bug.")
+    broker_flavour: Literal["auto", "kafka", "tansu"] = Field(
+        "auto", description="`auto` asks the broker its cluster id and switches on the work-around for the local dev "
+                            "broker's (Tansu's) end-offset bug when it is that broker; `kafka`/`tansu` force it off/on.")
     app_id: str = Field("ccpulse", description="Faust app id: consumer group and changelog topic prefix.")
     topic_events: str = Field("ccpulse.events", description="Raw interaction events, keyed by interaction_id.")
     topic_agent_events: str = Field("ccpulse.agent-events", description="Raw agent events, keyed by agent_id.")
@@ -48,6 +49,14 @@ class Settings(BaseSettings):
         4 * 3600, gt=0, description="Close an interaction this long (event time) after its last event if its final event never came.")
     state_retention_s: float = Field(
         8 * 86400, gt=0, description="Keep a closed interaction's state this long for late events (CSAT, stragglers).")
+    max_future_s: float = Field(
+        300.0, ge=0, le=86400, description="Events dated further ahead of the worker's clock go to the dead letters "
+                                           "(`timestamp_in_future`); nearer ones are kept, but never move the event clock past the wall clock.")
+    verify_interval_s: float = Field(
+        60.0, gt=0, description="How often the worker checks its recently settled intervals against the recount from "
+                                "the records and repairs what differs (late data past the lateness horizon: every 5 s).")
+    verify_lookback_s: float = Field(
+        7200.0, gt=0, description="How far back from the newest settled interval each check reaches.")
     store: str = Field("memory://", description="Faust table store: `memory://` (rebuilt from the changelog) or `rocksdb://`.")
     centre_config: Path | None = Field(
         None, description="YAML file of tenants, queues (SL goals, variants) and KPI windows; see streams/centre.py.")

@@ -20,7 +20,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 #: seconds read as ms...). One such event would move its partition's event clock and make
 #: every other contact late or timed out, so it is rejected. Old logs (1999) still replay.
 MIN_TS_MS = 631_152_000_000  # 1990-01-01T00:00:00Z
-MAX_FUTURE_MS = 86_400_000
+MAX_FUTURE_MS = 300_000  #: the default of Settings.max_future_s
 
 TopicKind = Literal["events", "agent_events"]
 
@@ -59,9 +59,11 @@ def _reason(e: ValidationError) -> Rejected:
     return Rejected(reason, f"{field or 'message'}: {first['msg']}{more}")
 
 
-def validate(value: bytes | None, key: bytes | None, kind: TopicKind, now_ms: int | None = None) -> Event | Rejected:
+def validate(value: bytes | None, key: bytes | None, kind: TopicKind, now_ms: int | None = None,
+             max_future_ms: int = MAX_FUTURE_MS) -> Event | Rejected:
     """Parse and check one message read from a raw-events topic of the given kind
-    (``now_ms``: wall-clock time, for the future-timestamp check)."""
+    (``now_ms``: wall-clock time, for the future-timestamp check: a producer whose clock
+    runs ahead must not move the event clock that closes everyone else's contacts)."""
     if value is None:
         return Rejected("empty_message", "message has no value (tombstone?)")
     if len(value) > MAX_MESSAGE_BYTES:
@@ -75,8 +77,10 @@ def validate(value: bytes | None, key: bytes | None, kind: TopicKind, now_ms: in
     if event.ts_ms < MIN_TS_MS:
         return Rejected("timestamp_too_old", f"ts {event.ts.isoformat()} is before 1990: a producer clock or encoding bug")
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    if event.ts_ms > now + MAX_FUTURE_MS:
-        return Rejected("timestamp_in_future", f"ts {event.ts.isoformat()} is more than a day ahead of this worker's clock")
+    if event.ts_ms > now + max_future_ms:
+        return Rejected("timestamp_in_future", f"ts {event.ts.isoformat()} is more than {max_future_ms / 1000:g} s ahead "
+                        "of this worker's clock: fix the producer's clock (or raise CCPULSE_MAX_FUTURE_S), then "
+                        "replay the message from the dead letters")
     if kind == "events":
         if event.type not in INTERACTION_EVENT_TYPES:
             return Rejected("wrong_topic", f"{event.type} belongs on the agent-events topic")

@@ -60,6 +60,9 @@ class PartitionKpis:
     groups_seen: dict[Group, int] = field(default_factory=dict)  # group -> last event time it had data
     late_updates: int = 0
     late_examples: list[tuple[str, int, int]] = field(default_factory=list)  # (interaction, ts, now) for /health
+    #: Intervals past the lateness horizon that a late part changed: recounted from the
+    #: records once those are stored (streams/verify.py), since the stream keeps them no more.
+    late_keys: set[Key] = field(default_factory=set)
     _readded: dict[tuple[bool, Key], int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -101,10 +104,12 @@ class PartitionKpis:
                     key = (*group, bucket)
                     self._add(intervals, key, vec, sign)
                     dirty.add(key)
-                elif sign > 0 and (old is None or [ts, vec] not in old[3]):
-                    self.late_updates += 1  # the record is right; the frozen interval is not changed
-                    if len(self.late_examples) < 3:
-                        self.late_examples.append((iid, ts, now_ms))
+                else:
+                    self.late_keys.add((*group, bucket))  # the record is right; the recount repairs the row
+                    if sign > 0 and (old is None or [ts, vec] not in old[3]):
+                        self.late_updates += 1
+                        if len(self.late_examples) < 3:
+                            self.late_examples.append((iid, ts, now_ms))
                 minute = ts - ts % MINUTE_MS
                 if minute >= minute_horizon:
                     self._add(minutes, (*group, minute), vec, sign)
@@ -154,12 +159,12 @@ class PartitionKpis:
         self.minutes.clear()
         self.waiting.clear()
         self.rescan.clear()
-        late = self.late_updates
+        late, late_keys = self.late_updates, set(self.late_keys)
         for iid, e in items:
             for part in e[3]:
                 kpi.upgrade(part[1])  # in place: the state keeps the entry it retracts later
             self.apply(iid, None, e, now_ms)
-        self.late_updates = late
+        self.late_updates, self.late_keys = late, late_keys  # parts past the horizon are not news
         self.dirty = set(self.intervals)
 
     def zero_stored(self, stored: Iterable[Key], now_ms: int) -> None:

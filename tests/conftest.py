@@ -39,7 +39,6 @@ def make_env(tmp_path: Path, broker: Broker) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
     env.update({
         "CCPULSE_BROKER": broker.url,
-        "CCPULSE_BROKER_FLAVOUR": "tansu",
         "CCPULSE_APP_ID": f"ccpulse-{tag}",
         "CCPULSE_TOPIC_EVENTS": f"{tag}.events",
         "CCPULSE_TOPIC_AGENT_EVENTS": f"{tag}.agent-events",

@@ -35,7 +35,7 @@ INTERACTION_COLUMNS: dict[str, pa.DataType] = {
     "holds": pa.uint16(), "transfers": pa.uint16(), "outcome": pa.string(),
     "disposition": pa.string(), "resolved": pa.uint8(), "csat": pa.uint8(), "csat_at": _TS,
     "closed_by_timeout": pa.uint8(), "anomalies": pa.list_(pa.string()), "n_events": pa.uint32(),
-    "version": pa.uint64(),
+    "version": pa.uint64(), "source_partition": pa.uint16(),
 }
 #: Record key → column, where they differ (records carry epoch-ms integers).
 _RECORD_TIME_FIELDS = {
@@ -80,11 +80,14 @@ def raw_event_batch(rows: Iterable[tuple[Event, str, int, int, bytes]]) -> pa.Ta
     return _table(cols, RAW_EVENT_COLUMNS)
 
 
-def interaction_batch(records: Iterable[dict[str, Any]]) -> pa.Table:
-    """Interaction records (dicts shaped as schemas.records.InteractionRecord) → batch."""
+def interaction_batch(records: Iterable[dict[str, Any]], partitions: Iterable[int] | None = None) -> pa.Table:
+    """Interaction records (dicts shaped as schemas.records.InteractionRecord) → batch;
+    ``partitions``: the records-topic partition of each (the events partition that folded it)."""
     rs = list(records)
-    cols: dict[str, list[Any]] = {}
+    cols: dict[str, list[Any]] = {"source_partition": list(partitions) if partitions is not None else [0] * len(rs)}
     for n in INTERACTION_COLUMNS:
+        if n == "source_partition":
+            continue
         k = _RECORD_TIME_FIELDS.get(n, n)
         if n in ("resolved", "closed_by_timeout"):
             cols[n] = [None if (v := r[k]) is None else int(v) for r in rs]
@@ -222,6 +225,27 @@ def agent_live_batch(items: Iterable[tuple[str, str, tuple[str, str, int, int, l
                      ("version", version)):
             cols[n].append(v)
     return _table(cols, AGENT_LIVE_COLUMNS)
+
+
+FIGURE_REPAIRS_TABLE = "figure_repairs"
+FIGURE_REPAIR_COLUMNS: dict[str, pa.DataType] = {
+    "found_at": _TS, "tenant": pa.string(), "queue": pa.string(), "channel": pa.string(),
+    "interval_start": _TS, "source_partition": pa.uint16(), "fields": pa.list_(pa.string()),
+    "stored": pa.list_(pa.int64()), "recounted": pa.list_(pa.int64()), "action": pa.string(), "source": pa.string(),
+}
+
+
+def figure_repair_batch(diffs: Iterable[Any], found_at_ms: int, action: str, source: str) -> pa.Table:
+    """``streams.recount.Difference`` items → rows of the repairs log."""
+    ds = list(diffs)
+    cols: dict[str, list[Any]] = {
+        "found_at": [found_at_ms] * len(ds), "tenant": [d.key[1] for d in ds], "queue": [d.key[2] for d in ds],
+        "channel": [d.key[3] for d in ds], "interval_start": [d.key[4] for d in ds],
+        "source_partition": [d.key[0] for d in ds], "fields": [list(d.fields) for d in ds],
+        "stored": [list(d.stored_values) for d in ds], "recounted": [list(d.recounted_values) for d in ds],
+        "action": [action] * len(ds), "source": [source] * len(ds),
+    }
+    return _table(cols, FIGURE_REPAIR_COLUMNS)
 
 
 ALERTS_TABLE = "alerts"

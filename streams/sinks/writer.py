@@ -55,6 +55,10 @@ class BatchWriter:
         like a write: the caller cannot go on without its answer."""
         return await self._retrying("read", lambda ch: ch.query(sql(ch.database)))
 
+    async def dialect(self) -> str:
+        """``modern`` or ``legacy`` (the 2018 server): what SQL the reads may use."""
+        return await self._retrying("read", lambda ch: ch.dialect)
+
     @property
     def engine(self) -> dict[str, int | None] | None:
         """The embedded engine's own process (streams/engine.py): its pid and how many were
@@ -86,6 +90,10 @@ class BatchWriter:
             if self._failing.pop(what, None) is not None:
                 log.warning("ClickHouse %s recovered", what)
             return out
+
+    async def run_sync(self, fn: Callable[[ClickHouse], T]) -> T:
+        """Any work on the engine, on its one thread (a verify or recompute request)."""
+        return await self._run(fn)
 
     async def query(self, sql: str) -> Result:
         return await self._run(lambda ch: ch.query(sql))
