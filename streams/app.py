@@ -211,10 +211,11 @@ def create_app(s: Settings) -> faust.App:
     live_version = {"last": 0}
     clock_written: dict[int, int] = {}  # partition -> the clock last stored on its changelog
     settled_before: dict[int, int] = {}  # partition -> first event of its oldest open contact
-    late_pending: dict[int, set[Any]] = defaultdict(set)  # partition -> late intervals to recount
+    # partition -> late interval -> [when it was seen (monotonic), passes in a row found equal]
+    late_pending: dict[int, dict[Any, list[float]]] = defaultdict(dict)
     confirmations = verify.Confirmations()
-    figure_checks: dict[str, Any] = {"passes": 0, "repaired": 0, "differences_open": 0, "pending_late": 0,
-                                     "last_at": None, "examples": []}
+    figure_checks: dict[str, Any] = {"passes": 0, "repaired": 0, "differences_open": 0, "last_at": None,
+                                     "examples": []}
     app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table,  # type: ignore[attr-defined]
                    "kpis": kpis, "centre": centre}
 
@@ -813,7 +814,9 @@ def create_app(s: Settings) -> faust.App:
             return
         owned = set(kpis)
         for p, kp in kpis.items():
-            late_pending[p] |= kp.late_keys
+            now_m = time.monotonic()
+            for k in kp.late_keys:
+                late_pending[p][k] = [now_m, 0]  # again from the start: its records changed
             kp.late_keys.clear()
         for p in [p for p in late_pending if p not in owned]:
             del late_pending[p]  # its new owner rebuilds; `ccpulse verify` covers what is left
@@ -825,7 +828,13 @@ def create_app(s: Settings) -> faust.App:
             if p in settled_before and clocks[p].now_ms():
                 hi = settled_before[p] - settled_before[p] % INTERVAL_MS
                 scope[p] = (hi - lookback_ms, hi)
-        ranges = verify.spans([k[3] for ks in late_pending.values() for k in ks])
+        # A late interval is read once its records had time to be stored: its records were
+        # sent with the batch that found it, and the records agent must be idle since.
+        records_idle = not agent_progress.get("store-interactions", {}).get("in_batch_since") \
+            and not len(app.inboxes.get(s.topic_interactions) or ())
+        ripe = {p: {k for k, (seen, _) in ks.items() if time.monotonic() - seen >= 2.0} if records_idle else set()
+                for p, ks in late_pending.items()}
+        ranges = verify.spans([k[3] for ks in ripe.values() for k in ks])
         if scope:
             ranges.append((min(lo for lo, _ in scope.values()), max(hi for _, hi in scope.values())))
         if not ranges:
@@ -835,7 +844,7 @@ def create_app(s: Settings) -> faust.App:
         def in_scope(key: Any) -> bool:
             p, t, q, c, start = key
             w = scope.get(p)
-            return (w is not None and w[0] <= start < w[1]) or (t, q, c, start) in late_pending.get(p, ())
+            return (w is not None and w[0] <= start < w[1]) or (t, q, c, start) in ripe.get(p, ())
 
         found: list[Any] = []
         recounted: dict[Any, Any] = {}
@@ -851,12 +860,21 @@ def create_app(s: Settings) -> faust.App:
         if not ensure_kpis() or set(kpis) != owned:
             return  # a rebalance came in between: the next pass starts again
         confirmed = confirmations.confirm(found, in_scope)
-        for p in late_pending:  # a late interval is done once a pass finds it equal
-            late_pending[p] = {k for k in late_pending[p] if (p, *k) in {d.key for d in found}}
+        differ = {d.key for d in found}
+        for p, keys in ripe.items():  # a late interval is done once two passes in a row find it equal
+            for k in keys:
+                state = late_pending[p].get(k)
+                if state is None:
+                    continue
+                if (p, *k) in differ:
+                    state[1] = 0
+                elif state[1] >= 1:
+                    del late_pending[p][k]
+                else:
+                    state[1] += 1
         figure_checks["passes"] += 1
         figure_checks["last_at"] = time.time()
         figure_checks["differences_open"] = len(found)
-        figure_checks["pending_late"] = sum(len(v) for v in late_pending.values())
         if not confirmed:
             return
         direct = []
@@ -1092,8 +1110,9 @@ def create_app(s: Settings) -> faust.App:
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
                 "offsets_refetched": gaps.filled, "alerts": c.alerts, "broker_flavour": flavour,
-                "figures": {**figure_checks, "pending_late": figure_checks["pending_late"]
-                            + sum(len(k.late_keys) for k in kpis.values())},
+                "figures": {**figure_checks, "pending_late": len(
+                    {(p, k) for p, ks in late_pending.items() for k in ks}
+                    | {(p, k) for p, kp in kpis.items() for k in kp.late_keys})},
                 "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),
                                "dead": n.dead, "last_error": n.last_error} for n in notifiers],
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,

@@ -183,7 +183,8 @@ def _sim_messages(args: argparse.Namespace) -> tuple[list[Any], dict[str, dict[s
     from streams.producer import from_event
     from streams.simulate import SimConfig, event_time_order, simulate
 
-    cfg = SimConfig(seed=args.seed, interactions=args.interactions)
+    cfg = SimConfig(seed=args.seed, interactions=args.interactions,
+                    **({"start": args.start} if getattr(args, "start", None) else {}))
     sim = simulate(cfg)
     events = event_time_order(sim)
     out = [from_event(e) for e in events]
@@ -353,6 +354,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(_settings(args), args)
 
 
+def _day(text: str) -> Any:
+    from datetime import datetime, timezone
+
+    try:
+        d = datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+    return d.replace(tzinfo=timezone.utc)
+
+
 # --- parser ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=1, help="random seed: same seed, same traffic")
         sp.add_argument("--duplicates", type=float, default=0.0, help="share of messages sent twice (0..1)")
         sp.add_argument("--shuffle", action="store_true", help="send in random order")
+        sp.add_argument("--start", type=_day, help="first simulated day, UTC (YYYY-MM-DD; default 2026-03-02)")
 
     sim = add("simulate", cmd_simulate, "produce seeded, realistic contact-centre traffic")
     sim_args(sim)
