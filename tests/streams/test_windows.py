@@ -125,3 +125,18 @@ def test_a_rebuild_zeroes_stored_intervals_no_interaction_is_in_any_more() -> No
     kp.zero_stored([stale, frozen, ("t", "q2", "chat", here)], NOW)
     assert kp.take_dirty() == [(stale, kpi.zero())]
     assert kp.intervals[("t", "q2", "chat", here)] == v  # intervals it has keep their figures
+
+
+def test_a_part_past_the_lateness_horizon_is_left_to_the_recount_and_named_for_it() -> None:
+    kp = PartitionKpis(0, 3_600_000, [5, 15, 60])
+    old = entry(0, [(3 * 60, kpi.IDX["offered"], 1)], None)  # three hours before NOW: past the hour
+    kp.apply("t\x1fa", None, old, NOW)
+    start = floor(NOW - 3 * 3_600_000, INTERVAL_MS)
+    assert kp.intervals == {} and kp.late_updates == 1
+    assert kp.late_keys == {(*GROUPS[0], start)}
+    kp.late_keys.clear()
+    kp.apply("t\x1fa", old, None, NOW)  # retracted past the horizon: that interval changes too
+    assert kp.late_keys == {(*GROUPS[0], start)}
+    kp.late_keys.clear()
+    kp.rebuild([("t\x1fa", old)], NOW)  # a restart re-reads old parts: nothing new to recount
+    assert kp.late_keys == set()
