@@ -211,8 +211,7 @@ def create_app(s: Settings) -> faust.App:
     live_version = {"last": 0}
     clock_written: dict[int, int] = {}  # partition -> the clock last stored on its changelog
     settled_before: dict[int, int] = {}  # partition -> first event of its oldest open contact
-    # partition -> late interval -> [when it was seen (monotonic), passes in a row found equal]
-    late_pending: dict[int, dict[Any, list[float]]] = defaultdict(dict)
+    late = verify.LateSpans()  # periods past the lateness horizon to recount, per partition
     confirmations = verify.Confirmations()
     figure_checks: dict[str, Any] = {"passes": 0, "repaired": 0, "differences_open": 0, "last_at": None,
                                      "examples": []}
@@ -293,14 +292,27 @@ def create_app(s: Settings) -> faust.App:
         sends.add(agent_changelog, st.get("p", agent_partition(ident)), old_key, None)
         return st
 
-    def store_clocks(partitions: set[int]) -> None:
-        """Each partition's event clock beside its states, so a restart never sets it back."""
+    def store_clocks(partitions: set[int], changed: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        """Each partition's event clock beside its states, so a restart never sets it back,
+        with the late periods it has still to recount."""
         for p in partitions:
             w = clocks[p].watermark_ms
-            if w > clock_written.get(p, 0):
-                clock_written[p] = w
-                states(table)[clock_key(p)] = {"w": w}
-                sends.add(changelog, p, clock_key(p), orjson.dumps({"w": w}))
+            if w > clock_written.get(p, 0) or p in changed:
+                clock_written[p] = max(w, clock_written.get(p, 0))
+                rec = {"w": clock_written[p], "late": late.as_stored(p)}
+                states(table)[clock_key(p)] = rec
+                sends.add(changelog, p, clock_key(p), orjson.dumps(rec))
+
+    def take_late(partitions: Any) -> set[int]:
+        """Move what the aggregates found late into the spans to recount; the partitions changed."""
+        changed = set()
+        for p in partitions:
+            kp = kpis.get(p)
+            if kp is not None and kp.late_keys:
+                late.add(p, [k[3] for k in kp.late_keys], time.monotonic())
+                kp.late_keys.clear()
+                changed.add(p)
+        return changed
 
     def owned_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
@@ -321,11 +333,13 @@ def create_app(s: Settings) -> faust.App:
         owned = owned_partitions()
         by_p: dict[int, list[tuple[str, Any]]] = {p: [] for p in owned}
         # Never backwards: the clock each partition had stored, then its states' newest event.
+        late.drop(owned)  # a partition that left: its next owner reads its spans from the changelog
         for p in owned:
             if (stored := table.data.get(clock_key(p))) and stored.get("w"):
                 clocks[p].observe(stored["w"])
                 clock.observe(stored["w"])
                 clock_written[p] = max(clock_written.get(p, 0), stored["w"])
+                late.restore(p, stored.get("late") or [], time.monotonic())
         for key, st in table.data.items():
             if st and st.get("p") in by_p:
                 clocks[st["p"]].observe(st.get("l", 0))
@@ -656,7 +670,8 @@ def create_app(s: Settings) -> faust.App:
                     emit(key, sm.build_record(ident_of(key), st, f), partition)
                 if st.get("a"):
                     tell_agents(ident_of(key), st, f, False)
-        store_clocks({p for p, _ in by_key.values()})
+        touched = {p for p, _ in by_key.values()}
+        store_clocks(touched, take_late(touched))  # with this batch's states: durable together
         intervals, queue_settings = kpi_rows()
         return finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
                            (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
@@ -813,13 +828,7 @@ def create_app(s: Settings) -> faust.App:
         if not kpis_settled() or kpi_gen["built"] != kpi_gen["want"]:
             return
         owned = set(kpis)
-        for p, kp in kpis.items():
-            now_m = time.monotonic()
-            for k in kp.late_keys:
-                late_pending[p][k] = [now_m, 0]  # again from the start: its records changed
-            kp.late_keys.clear()
-        for p in [p for p in late_pending if p not in owned]:
-            del late_pending[p]  # its new owner rebuilds; `ccpulse verify` covers what is left
+        store_clocks(owned, take_late(owned))  # found by the timeout timer
         scope: dict[int, tuple[int, int]] = {}
         rolling = time.monotonic() - last_rolling["at"] >= s.verify_interval_s  # late data: every pass
         if rolling:
@@ -832,9 +841,8 @@ def create_app(s: Settings) -> faust.App:
         # sent with the batch that found it, and the records agent must be idle since.
         records_idle = not agent_progress.get("store-interactions", {}).get("in_batch_since") \
             and not len(app.inboxes.get(s.topic_interactions) or ())
-        ripe = {p: {k for k, (seen, _) in ks.items() if time.monotonic() - seen >= 2.0} if records_idle else set()
-                for p, ks in late_pending.items()}
-        ranges = verify.spans([k[3] for ks in ripe.values() for k in ks])
+        ripe = {p: late.ripe(p, time.monotonic()) for p in owned} if records_idle else {}
+        ranges = sorted({r for rs in ripe.values() for r in rs})
         if scope:
             ranges.append((min(lo for lo, _ in scope.values()), max(hi for _, hi in scope.values())))
         if not ranges:
@@ -844,7 +852,7 @@ def create_app(s: Settings) -> faust.App:
         def in_scope(key: Any) -> bool:
             p, t, q, c, start = key
             w = scope.get(p)
-            return (w is not None and w[0] <= start < w[1]) or (t, q, c, start) in ripe.get(p, ())
+            return (w is not None and w[0] <= start < w[1]) or any(lo <= start < hi for lo, hi in ripe.get(p, ()))
 
         found: list[Any] = []
         recounted: dict[Any, Any] = {}
@@ -859,19 +867,13 @@ def create_app(s: Settings) -> faust.App:
             settings.update(recount.parse_stored(stored_rows)[1])
         if not ensure_kpis() or set(kpis) != owned:
             return  # a rebalance came in between: the next pass starts again
+        found = list({d.key: d for d in found}.values())  # ranges may overlap
         confirmed = confirmations.confirm(found, in_scope)
-        differ = {d.key for d in found}
-        for p, keys in ripe.items():  # a late interval is done once two passes in a row find it equal
-            for k in keys:
-                state = late_pending[p].get(k)
-                if state is None:
-                    continue
-                if (p, *k) in differ:
-                    state[1] = 0
-                elif state[1] >= 1:
-                    del late_pending[p][k]
-                else:
-                    state[1] += 1
+        settled = {p for p, checked in ripe.items()
+                   if checked and late.settle(p, checked, [d.key[4] for d in found if d.key[0] == p])}
+        if settled:
+            store_clocks(settled, settled)
+            await send_or_exit(sends)
         figure_checks["passes"] += 1
         figure_checks["last_at"] = time.time()
         figure_checks["differences_open"] = len(found)
@@ -1110,9 +1112,8 @@ def create_app(s: Settings) -> faust.App:
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
                 "offsets_refetched": gaps.filled, "alerts": c.alerts, "broker_flavour": flavour,
-                "figures": {**figure_checks, "pending_late": len(
-                    {(p, k) for p, ks in late_pending.items() for k in ks}
-                    | {(p, k) for p, kp in kpis.items() for k in kp.late_keys})},
+                "figures": {**figure_checks, "pending_late": late.pending()
+                            + sum(len(kp.late_keys) for kp in kpis.values())},
                 "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),
                                "dead": n.dead, "last_error": n.last_error} for n in notifiers],
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,

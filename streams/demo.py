@@ -168,7 +168,7 @@ def _wait_recounted(s: Settings, worker: subprocess.Popen, log_path: Path, timeo
     h = _health(s)
     if not h["figures"]["pending_late"]:
         return None
-    _step(f"recounting {h['figures']['pending_late']:,} intervals from the records "
+    _step(f"recounting {h['figures']['pending_late']:,} periods from their records "
           "(data older than the stream's lateness horizon)")
     start = time.monotonic()
     while time.monotonic() - start < timeout:

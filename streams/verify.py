@@ -141,3 +141,67 @@ class Confirmations:
         self.seen = {k: v for k, v in self.seen.items() if not scope(k)}
         self.seen.update({k: v for k, v in now.items() if k not in done})
         return confirmed
+
+
+@dataclass
+class LateSpans:
+    """Per partition, the periods past the lateness horizon that late data changed (a
+    history load, a CSAT days late), to be recounted from the records once those are
+    stored. Kept beside the partition's clock on its changelog (``as_stored``), so a
+    restart or the partition's next owner carries on with them."""
+
+    spans: dict[int, list[list[float]]] = field(default_factory=dict)  # p -> [[lo, hi, seen, equal passes]]
+
+    def add(self, partition: int, starts: Iterable[int], now: float) -> bool:
+        new = spans(starts)
+        if not new:
+            return False
+        merged = sorted([[lo, hi, now, 0] for lo, hi in new] + self.spans.get(partition, []))
+        out: list[list[float]] = []
+        for s in merged:
+            if out and s[0] <= out[-1][1] + 86_400_000:  # overlapping or a day apart: one read
+                last = out[-1]
+                last[1] = max(last[1], s[1])
+                last[2], last[3] = max(last[2], s[2]), min(last[3], s[3])  # a new part: wait and count again
+            else:
+                out.append(list(s))
+        self.spans[partition] = out
+        return True
+
+    def restore(self, partition: int, stored: Iterable[Iterable[int]], now: float) -> None:
+        self.spans.pop(partition, None)
+        self.add(partition, [t for lo, hi in stored for t in (int(lo), int(hi) - INTERVAL_MS)], now)
+
+    def ripe(self, partition: int, now: float, min_age_s: float = 2.0) -> list[tuple[int, int]]:
+        return [(int(s[0]), int(s[1])) for s in self.spans.get(partition, []) if now - s[2] >= min_age_s]
+
+    def settle(self, partition: int, checked: list[tuple[int, int]], differing: Iterable[int]) -> bool:
+        """After a pass over ``checked``: a span is done when two passes in a row found
+        nothing differing in it. True when the spans changed (store them again)."""
+        bad = sorted(set(differing))
+        keep, changed = [], False
+        for s in self.spans.get(partition, []):
+            if (int(s[0]), int(s[1])) in checked:
+                if any(s[0] <= t < s[1] for t in bad):
+                    s[3] = 0
+                elif s[3] >= 1:
+                    changed = True
+                    continue
+                else:
+                    s[3] += 1
+            keep.append(s)
+        if keep:
+            self.spans[partition] = keep
+        else:
+            self.spans.pop(partition, None)
+        return changed
+
+    def drop(self, keep: set[int]) -> None:
+        for p in [p for p in self.spans if p not in keep]:
+            del self.spans[p]
+
+    def as_stored(self, partition: int) -> list[list[int]]:
+        return [[int(s[0]), int(s[1])] for s in self.spans.get(partition, [])]
+
+    def pending(self) -> int:
+        return sum(len(v) for v in self.spans.values())

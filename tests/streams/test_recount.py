@@ -117,3 +117,25 @@ def test_late_intervals_are_read_in_spans_split_at_day_gaps() -> None:
     starts = [0, INTERVAL_MS, 5 * INTERVAL_MS, 400 * day, 400 * day + INTERVAL_MS]
     assert spans(starts) == [(0, 6 * INTERVAL_MS), (400 * day, 400 * day + 2 * INTERVAL_MS)]
     assert spans([]) == []
+
+
+def test_late_spans_are_merged_ripen_and_are_done_after_two_equal_passes() -> None:
+    from streams.verify import LateSpans
+
+    day = 86_400_000
+    ls = LateSpans()
+    assert ls.add(0, [0, INTERVAL_MS, 10 * day], now=100.0)
+    assert ls.as_stored(0) == [[0, 2 * INTERVAL_MS], [10 * day, 10 * day + INTERVAL_MS]]
+    assert ls.ripe(0, 101.0) == []  # its records may not be stored yet
+    ripe = ls.ripe(0, 103.0)
+    assert len(ripe) == 2
+    assert not ls.settle(0, ripe, [INTERVAL_MS])  # the first differs: it starts counting again
+    assert ls.settle(0, ripe, [])  # the second span: equal twice, done
+    assert ls.as_stored(0) == [[0, 2 * INTERVAL_MS]]
+    ls.add(0, [3 * INTERVAL_MS], now=200.0)  # new late data next to it: one span, waiting again
+    assert ls.as_stored(0) == [[0, 4 * INTERVAL_MS]] and ls.ripe(0, 201.0) == []
+    restored = LateSpans()
+    restored.restore(0, ls.as_stored(0), now=300.0)  # the partition's next owner
+    assert restored.as_stored(0) == ls.as_stored(0) and restored.pending() == 1
+    restored.drop({1})
+    assert restored.pending() == 0
