@@ -44,6 +44,9 @@ DATABASE = "ccpulse"
 STALE_AFTER_S = 300
 STALE_RULE_UID = "ccpulse-stale-figures"
 STALE_RULE_TITLE = "ccpulse: live figures not updated"
+DRIFT_RULE_UID = "ccpulse-figures-drift"
+DRIFT_RULE_TITLE = "ccpulse: figures differed from the records"
+DRIFT_WINDOW_MIN = 15
 CONTACT_POINT = "ccpulse-webhook"
 WEBHOOK_ENV = "GRAFANA_ALERT_WEBHOOK_URL"
 #: Every rule carries ``ccpulse`` = one of these; the notification policy routes on it.
@@ -287,6 +290,41 @@ def stale_rule(*, stale_after_s: int = STALE_AFTER_S) -> dict[str, Any]:
     }
 
 
+def drift_sql(db: str = DATABASE, minutes: int = DRIFT_WINDOW_MIN) -> str:
+    """Interval rows per tenant that the worker's own check found different from the recount
+    of the records (and rewrote) lately. Late data recounted on purpose (source ``late``)
+    is the stream working as designed, not drift."""
+    return (
+        "SELECT tenant, toFloat64(count()) AS value\n"
+        f"FROM {db}.figure_repairs\n"
+        f"WHERE source = 'worker' AND found_at >= now() - INTERVAL {minutes} MINUTE\n"
+        "GROUP BY tenant ORDER BY tenant")
+
+
+def drift_rule() -> dict[str, Any]:
+    """Stored figures drifted from the records: repaired already, but people must know why."""
+    return {
+        "uid": DRIFT_RULE_UID,
+        "title": DRIFT_RULE_TITLE,
+        "condition": "C",
+        "data": _data(drift_sql(), "gt", 0.0),
+        "noDataState": "OK",  # no repairs: nothing drifted
+        "execErrState": "Error",
+        "for": "0s",
+        "annotations": {
+            "summary": "{{ $labels.tenant }}: interval figures differed from the interaction records",
+            "description": ("The ccpulse worker found {{ printf \"%.0f\" $values.B.Value }} interval rows of "
+                            "{{ $labels.tenant }} whose stored figures were not the recount of the records in the "
+                            f"last {DRIFT_WINDOW_MIN} min, and rewrote them: the dashboards are right again. "
+                            "Something made them drift (a restart from an incomplete recovery, rows written by "
+                            "hand, a lost write): see ccpulse.figure_repairs and the worker log, and run "
+                            "`ccpulse verify` over older days."),
+        },
+        "labels": {ROUTE_LABEL: "pipeline", "severity": "warning"},
+        "isPaused": False,
+    }
+
+
 def stale_after(centre: CentreConfig, minimum: int = STALE_AFTER_S) -> int:
     """Seconds without a write that mean a stall: ``minimum``, or three refreshes of a slow stream."""
     return max(minimum, int(math.ceil(3 * centre.windows.refresh_s)))
@@ -297,6 +335,7 @@ def build_rules(centre: CentreConfig, *, stale_after_s: int = STALE_AFTER_S) -> 
     stale_after_s = stale_after(centre, stale_after_s)
     rules = [grafana_rule(r, centre, fresh_s=stale_after_s) for r in centre.alerts.rules]
     rules.append(stale_rule(stale_after_s=stale_after_s))
+    rules.append(drift_rule())
     return {"apiVersion": 1, "groups": [
         {"orgId": 1, "name": GROUP, "folder": FOLDER, "interval": duration(INTERVAL_S), "rules": rules}]}
 

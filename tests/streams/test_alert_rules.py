@@ -133,7 +133,7 @@ def test_every_datasource_a_rule_uses_is_provisioned(centre: CentreConfig) -> No
 def test_each_centre_rule_has_one_grafana_rule_with_its_figures(centre: CentreConfig) -> None:
     doc = ar.build_rules(centre)
     got = _by_uid(doc)
-    assert len(got) == len(centre.alerts.rules) + 1 and ar.STALE_RULE_UID in got
+    assert len(got) == len(centre.alerts.rules) + 2 and {ar.STALE_RULE_UID, ar.DRIFT_RULE_UID} <= set(got)
     for rule in centre.alerts.rules:
         matching = [r for r in got.values() if r["labels"].get("rule") == rule.name]
         assert len(matching) == 1, rule.name
@@ -338,3 +338,17 @@ def test_stale_rule_sees_a_stream_that_stopped_mid_traffic(ch: ClickHouse) -> No
     assert 600 <= got["5"] < 700 and all(0 <= got[p] < 60 for p in ("0", "1", "2", "3"))
     limit = ar.stale_rule()["data"][2]["model"]["conditions"][0]["evaluator"]["params"][0]
     assert {p for p, v in got.items() if v > limit} == {"5"}
+
+
+def test_drift_rule_counts_the_rows_the_worker_found_drifted_lately_per_tenant(ch: ClickHouse) -> None:
+    from streams.recount import Difference
+
+    now = int(time.time() * 1000)
+    d = Difference((0, "acme", "sales", "voice", 0), ("offered",), (6,), (1,))
+    e = Difference((1, "globex", "desk", "voice", 0), ("offered",), (2,), (1,))
+    ch.insert(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch([d, d, e], now, "repaired", "worker"))
+    ch.insert(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch([e], now, "repaired", "late"))  # on purpose
+    ch.insert(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch([e], now - 3_600_000, "repaired", "worker"))
+    res = ch.query(ar.drift_sql())
+    assert res.columns == ["tenant", "value"]
+    assert res.rows == [("acme", 2.0), ("globex", 1.0)]
