@@ -18,6 +18,9 @@ Figures (``--json`` keys):
 - ``e2e_p50_ms`` / ``e2e_p99_ms``: bench/latency.py.
 - ``replay_month_s``: 30 days of the simulated three-tenant centre (about 3,000 contacts a
   day) through one worker, from the first event seen to the last record stored.
+- ``backfill_month_s``: a month of history (the Anonymous Bank log where ../shared has it)
+  loaded into a deployment holding live data, until ``ccpulse verify`` is clean
+  (bench/backfill.py).
 - ``panel_max_ms`` / ``panel_p50_ms`` / ``panel_over_300ms``: ClickHouse time of every dashboard
   query over a generated history of ``panel_interactions`` contacts (bench/panels.py).
 - ``alert_p50_ms`` / ``alert_p99_ms`` / ``alert_max_ms``: breach-to-webhook latency with the
@@ -377,6 +380,11 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             r.update(replay_month_s=m["pipeline_s"], replay_month_events=m["events"],
                      replay_month_interactions=m["interactions"], replay_month_worker_rss_mb=m["worker_rss_mb"],
                      replay_month_engine_rss_mb=m["engine_rss_mb"])
+            from bench.backfill import measure_backfill
+
+            _note("a month of history loaded into a deployment that holds live data, until verify is clean")
+            (workdir / "backfill").mkdir(exist_ok=True)
+            r.update(measure_backfill(workdir / "backfill", port))
     if skip_panels:
         r.update(panel_max_ms=None)
     else:
@@ -456,6 +464,12 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
             ("worker RSS after the month", f"{_fmt(r['replay_month_worker_rss_mb'], ',.0f')} MB"),
             ("  its engine process's RSS", f"{_fmt(r.get('replay_month_engine_rss_mb'), ',.0f')} MB"),
         ]
+        if r.get("backfill_month_s") is not None:
+            rows += [
+                (f"history load into live data ({r['backfill_source']}, {_fmt(r['backfill_contacts'], ',')} "
+                 "contacts) until verify is clean", f"{_fmt(r['backfill_month_s'], ',.1f')} s"),
+                ("  interval rows recounted from the records", _fmt(r["backfill_rows_recounted"], ",")),
+            ]
     else:
         rows.append(("month replay", "skipped (--skip-month)"))
     if r.get("panel_max_ms") is not None:
