@@ -279,6 +279,8 @@ def create_app(s: Settings) -> faust.App:
             return None
         del known[old_key]
         sends.add(changelog, st.get("p", partition), old_key, None)
+        if (kp := kpis.get(st.get("p", partition))) is not None:
+            kp.waiting.pop(old_key.decode(), None)  # it waits (if it does) under its new key from now on
         return st
 
     def adopt_legacy_agent(known: MutableMapping[bytes, Any], key: bytes) -> Any:

@@ -148,7 +148,13 @@ def _filters(tenant: str | None, partitions: Iterable[int] | None) -> str:
 
 def records_sql(db: str, dialect: str, lo_ms: int, hi_ms: int, tenant: str | None = None,
                 partitions: Iterable[int] | None = None) -> str:
-    """Records with any part (offer, queue exit, handling) in [lo_ms, hi_ms)."""
+    """The current version of every record with any part (offer, queue exit, handling) in
+    [lo_ms, hi_ms).
+
+    Not ``FINAL`` over the whole table (the worker runs this every minute, and the merge
+    reads every row's key): the contacts with a version in range are found by a scan of
+    their timestamps, then their newest versions by the primary key. A contact whose
+    newest version left the range reads through, and its parts fall outside it."""
     lo, hi = f"toDateTime({lo_ms // 1000}, 'UTC')", f"toDateTime({hi_ms // 1000}, 'UTC')"
 
     def within(col: str) -> str:
@@ -158,10 +164,13 @@ def records_sql(db: str, dialect: str, lo_ms: int, hi_ms: int, tenant: str | Non
                      + [_ms(c, dialect) for c in ("offered_at", "answered_at", "abandoned_at", "ended_at",
                                                   "wrapup_ended_at", "first_response_at")]
                      + ["wait_ms", "talk_ms", "hold_ms", "acw_ms", "transfers", "csat"])
-    return (f"SELECT {cols} FROM {db}.interactions FINAL WHERE ({within('offered_at')} "
-            f"OR {within('ifNull(answered_at, abandoned_at)')} "
-            f"OR (answered_at IS NOT NULL AND {within('ifNull(wrapup_ended_at, ended_at)')}))"
-            f"{_filters(tenant, partitions)}")
+    touched = (f"SELECT tenant, interaction_id FROM {db}.interactions WHERE ({within('offered_at')} "
+               f"OR {within('ifNull(answered_at, abandoned_at)')} "
+               f"OR (answered_at IS NOT NULL AND {within('ifNull(wrapup_ended_at, ended_at)')})){_filters(tenant, None)}")
+    newest = (f"SELECT * FROM {db}.interactions WHERE (tenant, interaction_id) IN ({touched}) "
+              "ORDER BY version DESC LIMIT 1 BY tenant, interaction_id")
+    where = _filters(None, partitions)
+    return f"SELECT {cols} FROM ({newest})" + (f" WHERE 1{where}" if where else "")
 
 
 def stored_sql(db: str, lo_ms: int, hi_ms: int, tenant: str | None = None,
