@@ -1122,7 +1122,7 @@ def create_app(s: Settings) -> faust.App:
                                "dead": n.dead, "last_error": n.last_error} for n in notifiers],
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
-                "event_time_ms": clock.now_ms(), "states": len(table.data), "agents": agent_progress,
+                "event_time_ms": clock.now_ms(), "states": len(table.data) - sum(clock_key(p) in table.data for p in range(s.partitions)), "agents": agent_progress,
                 "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in getattr(app.consumer, "_buffered_partitions", ())),
                 "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in inactive_partitions()),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
