@@ -37,6 +37,7 @@ from streams.centre import ConfigError, load_centre
 from streams.clickhouse import connect
 from streams.clock import Clock, clock_key
 from streams.keys import ident_of, split_key, state_key
+from streams.webauth import ensure_token, refusal
 from streams.gaps import GapFiller
 from streams.inbox import Inbox, Record
 from streams.inbox import ack as ack_batch
@@ -52,8 +53,6 @@ from streams.validate import Rejected, TopicKind, validate
 
 log = logging.getLogger("ccpulse.worker")
 
-#: Statements the read-only endpoint accepts (first keyword).
-READ_ONLY_KEYWORDS = ("select", "with", "show", "describe", "desc", "exists", "explain")
 
 
 @dataclass
@@ -155,7 +154,10 @@ def create_app(s: Settings) -> faust.App:
         table_standby_replicas=0,
         stream_buffer_maxsize=16384,
         producer_linger=0.005,
+        # faust's own pages show table contents and routing: off (the endpoint is ours).
+        web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False, web_stats_enabled=False,
     )
+    token = ensure_token(s.state_dir)
     use_inboxes(app)
     _set_fetch_max_wait(s.fetch_max_wait_s)
     from streams.broker_quirks import detect_flavour, patch_end_offsets_for_tansu
@@ -906,6 +908,8 @@ def create_app(s: Settings) -> faust.App:
         """``ccpulse verify`` / ``recompute`` while this worker owns the embedded engine."""
 
         async def post(self, request: Request, **kwargs: Any) -> Response:
+            if (no := refused(self, request)) is not None:
+                return no
             body = await request.json()
             try:
                 lo, hi = int(body["from_ms"]), int(body["to_ms"])
@@ -1079,30 +1083,38 @@ def create_app(s: Settings) -> faust.App:
         await writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
         await writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
 
+    def refused(view: View, request: Request, json_body: bool = True) -> Response | None:
+        why = refusal(request.headers, token, json_body)
+        return view.json({"error": why[1]}, status=why[0]) if why else None
+
     @app.page("/sql")
     class SqlView(View):
-        """Read-only queries against the worker's ClickHouse (the embedded one is
-        locked to this process, so ``ccpulse sql`` comes here)."""
+        """Typed queries against the worker's embedded ClickHouse (locked to this process, so
+        ``ccpulse sql`` comes here): with the token, from a program, on a read-only
+        connection of their own with time and memory limits (``untrusted_query``)."""
 
         async def post(self, request: Request, **kwargs: Any) -> Response:
+            if (no := refused(self, request)) is not None:
+                return no
             body = await request.json()
-            sql = str(body.get("sql", "")).strip().rstrip(";")
-            first = sql.split(None, 1)[0].lower() if sql else ""
-            if first not in READ_ONLY_KEYWORDS or ";" in sql:
-                return self.json({"error": "read-only endpoint: one SELECT/SHOW/DESCRIBE statement"}, status=400)
+            sql = str(body.get("sql", "")).strip()
             try:
-                res = await writer.query(sql)
+                res = await writer.run_sync(lambda ch: ch.untrusted_query(sql) if hasattr(ch, "untrusted_query")
+                                            else _no_server_queries())
             except Exception as e:  # the caller gets ClickHouse's own message
                 return self.json({"error": str(e)}, status=400)
             return self.json({"columns": res.columns, "rows": [[_jsonable(v) for v in r] for r in res.rows]})
 
-    @app.page("/debug/tasks")
-    class TasksView(View):
-        """Every asyncio task of the worker with where it waits: for a worker that stops
-        making progress without an error (thread dumps show only an idle event loop)."""
+    if s.web_debug:
+        @app.page("/debug/tasks")
+        class TasksView(View):
+            """Every asyncio task of the worker with where it waits: for a worker that stops
+            making progress without an error (thread dumps show only an idle event loop)."""
 
-        async def get(self, request: Request, **kwargs: Any) -> Response:
-            return self.json(_task_stacks(app))
+            async def get(self, request: Request, **kwargs: Any) -> Response:
+                if (no := refused(self, request, json_body=False)) is not None:
+                    return no
+                return self.json(_task_stacks(app))
 
     @app.page("/health")
     class HealthView(View):
@@ -1155,6 +1167,13 @@ def _task_stacks(app: faust.App) -> dict[str, list[dict[str, Any]]]:
 def _task_dump(app: faust.App) -> str:
     return "\n".join(f"  [{loop}] {t['coro']}: " + " <- ".join(reversed(t["stack"]))
                      for loop, tasks in _task_stacks(app).items() for t in tasks)
+
+
+def _no_server_queries() -> Any:
+    from streams.clickhouse import QueryRefused
+
+    raise QueryRefused("this worker writes to a ClickHouse server: query the server itself "
+                       "(`ccpulse sql` does, with the user of CCPULSE_CLICKHOUSE_URL)")
 
 
 def _jsonable(v: Any) -> Any:

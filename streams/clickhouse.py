@@ -128,6 +128,45 @@ def remove_stale_batch_files() -> int:
     return removed
 
 
+#: Limits of a query someone typed (``ccpulse sql`` through the worker), set on a connection
+#: of its own: ``readonly=1`` refuses writes, DDL, table functions that reach files or the
+#: network, and any change of these settings (a ``SETTINGS`` clause included).
+UNTRUSTED_SETTINGS = {
+    "readonly": 1, "max_execution_time": 10, "timeout_overflow_mode": "throw", "max_memory_usage": 1_000_000_000,
+    "max_rows_to_read": 1_000_000_000, "max_result_rows": 1_000_000, "result_overflow_mode": "throw", "max_threads": 2,
+}
+#: Statements a typed query may be, by the root of the engine's own parse tree.
+_UNTRUSTED_ROOTS = ("SelectWithUnionQuery (children 1)", "ShowTables", "DescribeQuery", "ExistsTableQuery")
+#: What readonly=1 still lets through in the embedded engine: the scalar ``file()`` function
+#: (reads any file the process can), and system tables that show other queries' text.
+_UNTRUSTED_FUNCTIONS = ("file",)
+_SYSTEM_TABLES_OK = {"tables", "columns", "databases", "functions", "parts", "settings", "table_functions",
+                     "data_type_families", "time_zones", "numbers", "one", "contributors"}
+
+
+class QueryRefused(ClickHouseError):
+    """A typed query the worker will not run; the message says what is allowed."""
+
+
+def check_untrusted_ast(ast: list[str]) -> str | None:
+    """Why the engine's parse tree (``EXPLAIN AST``) of a typed query is refused, or None.
+
+    The engine enforces the rest (readonly=1 on the query's own connection); this names
+    what readonly=1 lets through: ``INTO OUTFILE`` and ``FORMAT`` (a second child of the
+    root), scalar ``file()``, and system tables beyond the schema's."""
+    first = ast[0].strip() if ast else ""
+    if not any(first == r or first.startswith(r + " ") for r in _UNTRUSTED_ROOTS):
+        return "one SELECT, SHOW TABLES, DESCRIBE or EXISTS statement, without INTO OUTFILE or FORMAT"
+    for line in ast:
+        words = line.strip().split()
+        if len(words) >= 2 and words[0] == "Function" and words[1] in _UNTRUSTED_FUNCTIONS:
+            return f"the function {words[1]}() is not allowed"
+        if len(words) >= 2 and words[0] == "TableIdentifier" and words[1].startswith("system."):
+            if words[1][len("system."):] not in _SYSTEM_TABLES_OK:
+                return f"{words[1]} is not readable here"
+    return None
+
+
 class ChdbClickHouse:
     """Embedded engine; every call is serialised because a session is not thread-safe."""
 
@@ -137,6 +176,7 @@ class ChdbClickHouse:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
+        self._readonly: Any = None  # the connection typed queries run on (untrusted_query)
         remove_stale_batch_files()
         if data_path_locked(path):
             raise ClickHouseUnavailable(
@@ -181,8 +221,41 @@ class ChdbClickHouse:
             except Exception as e:
                 raise ClickHouseError(f"insert into {table}: {e}") from None
 
+    def untrusted_query(self, sql: str) -> Result:
+        """A query someone typed: made one statement by the engine's parser, checked on its
+        parse tree, and run on a connection of its own that ``UNTRUSTED_SETTINGS`` bound."""
+        with self._lock:
+            ro = self._untrusted()
+            escaped = sql.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+            try:
+                canon = str(ro.query("SELECT formatQuerySingleLine({q:String})", "TSVRaw",
+                                     params={"q": escaped})).rstrip("\n")
+                ast = str(ro.query(f"EXPLAIN AST {canon}", "TSVRaw")).splitlines()
+            except Exception as e:
+                raise QueryRefused(f"{e}") from None
+            why = check_untrusted_ast(ast)
+            if why:
+                raise QueryRefused(f"refused: {why}")
+            try:
+                t = ro.query(canon, "ArrowTable")
+            except Exception as e:
+                raise ClickHouseError(f"{e}") from None
+        cols = t.to_pydict()
+        names = list(t.column_names)
+        return Result(names, list(zip(*(cols[n] for n in names))) if names else [])
+
+    def _untrusted(self) -> Any:
+        if self._readonly is None:
+            import chdb
+
+            opts = "&".join(f"{k}={v}" for k, v in UNTRUSTED_SETTINGS.items())
+            self._readonly = chdb.connect(f"{self.path}?{opts}")
+        return self._readonly
+
     def close(self) -> None:
         with self._lock:
+            if self._readonly is not None:
+                self._readonly.close()
             self._session.close()
 
 

@@ -62,9 +62,27 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _is_our_broker(pid: int) -> bool:
+    """The process is a Tansu broker (its command line), not whatever took a stale pid."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) >= 2 and Path(argv[0].decode(errors="replace")).name.startswith("tansu") and argv[1] == b"broker"
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def status(state_dir: Path, port: int) -> BrokerStatus:
     pid_file, log = _paths(state_dir)
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    pid = _read_pid(pid_file)
+    if pid is not None and _alive(pid) and not _is_our_broker(pid):
+        return BrokerStatus(False, None, port, log, f"pid {pid} in {pid_file} is not a Tansu broker: left alone")
     if pid is not None and _alive(pid):
         up = port_open(port)
         return BrokerStatus(up, pid, port, log, "running" if up else f"process {pid} alive but port {port} closed")
@@ -105,6 +123,9 @@ def down(state_dir: Path, port: int, timeout_s: float = 5.0) -> str:
     pid_file, _ = _paths(state_dir)
     st = status(state_dir, port)
     if st.pid is None:
+        if pid_file.exists():
+            pid_file.unlink(missing_ok=True)
+            return f"not running ({st.detail})"
         return "not running"
     if _alive(st.pid):
         os.kill(st.pid, signal.SIGTERM)

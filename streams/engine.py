@@ -108,6 +108,10 @@ class EngineProcess:
         result: Result = self._call("query", sql)
         return result
 
+    def untrusted_query(self, sql: str) -> Result:
+        result: Result = self._call("untrusted_query", sql)
+        return result
+
     def insert(self, table: str, batch: pa.Table) -> None:
         with write_arrow_file(batch) as name:
             self._call("insert_file", table, list(batch.column_names), name)
@@ -193,6 +197,8 @@ def serve(path: str, database: str, url: str) -> None:
                 value: Any = ch.command(args[0])
             elif op == "query":
                 value = ch.query(args[0])
+            elif op == "untrusted_query":
+                value = ch.untrusted_query(args[0])
             elif op == "insert_file":
                 value = ch.insert_file(*args)
             else:

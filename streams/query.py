@@ -13,10 +13,21 @@ from streams.clickhouse import ClickHouseError, ClickHouseUnavailable, Result, c
 from streams.settings import Settings
 
 
+def worker_headers(s: Settings) -> dict[str, str]:
+    """What the worker's endpoint asks of a caller: JSON and the token of its state folder."""
+    from streams.webauth import read_token, token_path
+
+    token = read_token(s.state_dir)
+    if token is None:
+        raise ConnectionError(f"no worker token at {token_path(s.state_dir)}: run this from the folder the worker "
+                              "runs in (or set CCPULSE_STATE_DIR to its state folder)")
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
 def query_worker(s: Settings, sql: str, timeout_s: float = 60.0) -> Result:
     url = f"http://{s.web_host}:{s.web_port}/sql"
-    req = urllib.request.Request(url, data=json.dumps({"sql": sql}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(url, data=json.dumps({"sql": sql}).encode(), headers=worker_headers(s),
+                                 method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as r:
             body = json.loads(r.read())

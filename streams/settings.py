@@ -76,6 +76,7 @@ class Settings(BaseSettings):
                                    "for this worker before it exits (code 75) for its supervisor to restart it.")
     # --- Worker web endpoint -----------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's read-only HTTP endpoint.")
+    web_debug: bool = Field(False, description="Serve /debug/tasks (every asyncio task's stack; needs the worker token).")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP endpoint (`ccpulse sql` uses it).")
     # --- Local development -------------------------------------------------------------
     state_dir: Path = Field(Path(".ccpulse"), description="Project-local folder for the dev broker's pid/logs and faust data.")

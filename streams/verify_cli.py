@@ -75,8 +75,13 @@ def check(s: Settings, start: date | None, end: date | None, tenant: str | None,
 
 def _through_worker(s: Settings, body: dict[str, Any]) -> dict[str, Any]:
     url = f"http://{s.web_host}:{s.web_port}/verify"
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
-                                 method="POST")
+    from streams.query import worker_headers
+
+    try:
+        headers = worker_headers(s)
+    except ConnectionError as e:
+        raise VerifyError(str(e)) from None
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=600) as r:
             return json.loads(r.read())

@@ -205,12 +205,17 @@ class Worker:
     def query(self, sql: str) -> list[tuple]:
         self._supervise()
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/sql", data=json.dumps({"sql": sql}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers=self.headers(), method="POST")
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return [tuple(x) for x in json.loads(r.read())["rows"]]
         except urllib.error.HTTPError as e:
             raise QueryError(f"{e.read().decode(errors='replace')[:2000]}\nquery: {sql}") from None
+
+    def headers(self) -> dict[str, str]:
+        """As ``ccpulse sql`` sends them: JSON and the token the worker wrote in its state folder."""
+        token = (Path(self.env["CCPULSE_STATE_DIR"]) / "worker-token").read_text().strip()
+        return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

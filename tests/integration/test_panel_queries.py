@@ -66,7 +66,7 @@ class Loaded:
 
 def _post(worker: Worker, sql: str) -> dict[str, Any]:
     req = urllib.request.Request(f"http://127.0.0.1:{worker.port}/sql", data=json.dumps({"sql": sql}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+                                 headers=worker.headers(), method="POST")
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read())

@@ -98,3 +98,22 @@ def test_sql_error_is_reported(tmp_path: Path) -> None:
 def test_missing_file_is_reported(tmp_path: Path, args: list[str]) -> None:
     p = run_cli(_env(tmp_path), *args, check=False)
     assert p.returncode == 2 and "no such file" in p.stderr
+
+
+def test_dev_down_stops_only_its_own_broker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A stale pid file naming another process (the pid was reused) must not get it killed."""
+    import subprocess
+    import sys
+
+    from streams import devstack
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid_file = tmp_path / "broker" / "tansu.pid"
+        pid_file.parent.mkdir(parents=True)
+        pid_file.write_text(str(other.pid))
+        said = devstack.down(tmp_path, 1)
+        assert "not a Tansu broker" in said and other.poll() is None and not pid_file.exists()
+    finally:
+        other.kill()
+        other.wait()
