@@ -144,6 +144,10 @@ def _preflight(s: Settings) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
+    from streams.redact import install_log_redaction
+
+    install_log_redaction()
+
     from streams.app import create_app
 
     try:  # uvloop: the event loop's own bookkeeping was a tenth of the worker's time
@@ -450,7 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.fn(args)
     except (CliError, ConfigError) as e:
-        print(f"ccpulse: {e}", file=sys.stderr)
+        from streams.redact import redact
+
+        print(f"ccpulse: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -45,6 +45,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from streams.redact import redact as redact_text
+
 log = logging.getLogger("ccpulse.notify")
 
 Severity = Literal["info", "warning", "critical"]
@@ -197,7 +199,8 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str,
 # --- delivery -----------------------------------------------------------------------------
 
 def redact(url: str) -> str:
-    """scheme://host[:port]/…: Slack webhook paths (and many others) are the credential."""
+    """scheme://host[:port]/…, a notifier's name: Slack webhook paths (and many others) are
+    the credential. Free text goes through ``streams.redact.redact`` (``redact_text``)."""
     p = urlsplit(url)
     return f"{p.scheme}://{p.netloc.rpartition('@')[2]}/…" if p.netloc else "<invalid url>"
 
@@ -230,7 +233,7 @@ class _Base:
     def _dead_nowait(self, n: Notification, reason: str) -> None:
         """Call on_dead from synchronous code: an async hook is scheduled, never awaited."""
         self.dead += 1
-        self.last_error = reason
+        self.last_error = redact_text(reason)
         if self.on_dead is None:
             return
         try:
@@ -248,8 +251,9 @@ class _Base:
             log.error("on_dead hook failed", exc_info=t.exception())
 
     async def _dead(self, n: Notification, reason: str) -> None:
+        reason = redact_text(reason)  # a receiver's answer or an error may carry the URL's credentials
         self.dead += 1
-        self.last_error = reason
+        self.last_error = redact_text(reason)
         if self.on_dead is None:
             return
         try:
@@ -405,7 +409,7 @@ class Notifier(_Base):
                 reason = f"timeout after {self.timeout_s:g}s"
             except aiohttp.ClientError as e:
                 reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            self.last_error = reason
+            self.last_error = redact_text(reason)
             if attempt == self.max_attempts:
                 break
             if wait is None:

@@ -103,14 +103,12 @@ class Settings(BaseSettings):
         return [h for h in self.broker[len("kafka://"):].split(";") if h]
 
     def dump(self) -> dict[str, Any]:
-        """Settings as shown to a person: passwords in URLs masked."""
+        """Settings as shown to a person: credentials in URLs, query strings and Slack paths
+        masked (streams/redact.py), secrets as ``**********``."""
+        from streams.redact import redact
+
         out = self.model_dump(mode="json")
-        if self.alert_slack_url:
-            out["alert_slack_url"] = self.alert_slack_url.split("/services/")[0] + "/services/***"
-        u = urlparse(self.clickhouse_url)
-        if u.password:
-            out["clickhouse_url"] = self.clickhouse_url.replace(f":{u.password}@", ":***@")
-        return out
+        return {k: redact(v) if isinstance(v, str) else v for k, v in out.items()}
 
     @classmethod
     def settings_customise_sources(
