@@ -386,13 +386,18 @@ class Notifier(_Base):
         for attempt in range(1, self.max_attempts + 1):
             wait: float | None = None
             try:
+                # Never followed: a redirect would re-send the signed body to whatever host it names.
                 async with self._session.post(self.url, data=body, headers=self._headers(body),
-                                              timeout=timeout) as resp:
+                                              timeout=timeout, allow_redirects=False) as resp:
                     if 200 <= resp.status < 300:
                         self.sent += 1
                         return
                     excerpt = " ".join((await resp.text(errors="replace"))[:200].split())
                     reason = f"HTTP {resp.status}"
+                    if 300 <= resp.status < 400:
+                        excerpt = (f"redirected to {redact(resp.headers.get('Location') or '?')}; ccpulse does not "
+                                   "follow redirects (the signed alert would go to another host): configure the "
+                                   "final URL")
                     if resp.status not in (408, 429) and resp.status < 500:
                         reason = f"HTTP {resp.status}: {excerpt}" if excerpt else reason
                         log.warning("notify %s: alert %s rejected with %s; not retrying: fix this "

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "CCPULSE_"
@@ -16,6 +16,17 @@ ENV_PREFIX = "CCPULSE_"
 
 class ConfigError(Exception):
     """A configuration problem, reported as one line with what to do next."""
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -63,6 +74,8 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(None, description="POST every alert here as signed JSON (streams/notify.py).")
     alert_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the webhook's X-Ccpulse-Signature.")
     alert_slack_url: str | None = Field(None, description="Slack incoming-webhook URL for alerts.")
+    alert_allow_http: bool = Field(
+        False, description="Allow plain-http webhook and Slack URLs to hosts other than this machine (https otherwise).")
     # --- ClickHouse --------------------------------------------------------------------
     clickhouse_url: str = Field(
         "chdb://.ccpulse/chdb", description="`chdb://relative/path`, `chdb:///absolute/path` (embedded) or `clickhouse://user:pass@host:9000/db` (server).")
@@ -89,6 +102,21 @@ class Settings(BaseSettings):
         if not v.startswith("kafka://") or not v[len("kafka://"):]:
             raise ValueError("broker must look like kafka://host:port")
         return v
+
+    @model_validator(mode="after")
+    def _https_alerts(self) -> "Settings":
+        """Alerts leave the machine signed but readable: https, unless to loopback or allowed."""
+        for name in ("alert_webhook_url", "alert_slack_url"):
+            url = getattr(self, name)
+            if not url:
+                continue
+            u = urlparse(url)
+            if u.scheme not in ("http", "https") or not u.hostname:
+                raise ValueError(f"{name} must be an http(s) URL with a host")
+            if u.scheme == "http" and not self.alert_allow_http and not _loopback(u.hostname):
+                raise ValueError(f"{name} must use https (plain http only to this machine, or set "
+                                 "CCPULSE_ALERT_ALLOW_HTTP=true)")
+        return self
 
     @field_validator("clickhouse_url")
     @classmethod
@@ -146,7 +174,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as e:
         err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"]) or "?"
+        key = ".".join(str(x) for x in err["loc"])
+        if not key:  # a rule across settings: its message names them
+            raise ConfigError(f"settings: {str(err['msg']).removeprefix('Value error, ')}") from None
         raise ConfigError(
             f"setting {key!r}: {err['msg']} (env {ENV_PREFIX}{key.upper()} or key {key!r} in the YAML file)"
         ) from None

@@ -377,3 +377,30 @@ def test_log_notifier_logs_one_warning_line(caplog: pytest.LogCaptureFixture) ->
     assert rec.levelno == logging.WARNING and "\n" not in msg
     assert "FIRING critical" in msg and "queue=billing" in msg and N.alert_id in msg
     assert (ln.sent, ln.retried, ln.dead, ln.last_error) == (1, 0, 0, None)
+
+
+def test_a_redirect_is_never_followed_with_the_signed_body() -> None:
+    """A receiver (or whoever took its DNS name) answering 302 to another host must not get
+    the signed alert re-sent there: dead-lettered at once, the other host never asked."""
+    async def main() -> None:
+        elsewhere = await Server().start()
+
+        async def redirect(request: web.Request, i: int) -> web.Response:
+            raise web.HTTPFound(elsewhere.url + "?token=tok-999")
+
+        srv = await Server(redirect).start()
+        dead = DeadLetters()
+        nt = Notifier(srv.url, "webhook", secret="s3cret", on_dead=dead, **FAST)
+        await nt.start()
+        try:
+            nt.enqueue(N)
+            await until(lambda: nt.dead == 1, what="the redirect dead-lettered")
+        finally:
+            await nt.stop()
+            await srv.close()
+            await elsewhere.close()
+        assert len(srv.seen) == 1 and elsewhere.seen == []
+        assert "does not follow redirects" in dead[0][1] and "tok-999" not in dead[0][1]
+        assert "tok-999" not in (nt.last_error or "")
+
+    asyncio.run(main())

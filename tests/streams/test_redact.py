@@ -38,3 +38,17 @@ def test_log_records_are_redacted_whatever_prints_them(caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING):
         logging.getLogger("ccpulse.test").warning("notify %s failed", "https://a:s3cr3t-pw@h/x?sig=tok-123456")
     assert "s3cr3t-pw" not in caplog.text and "tok-123456" not in caplog.text and "https://a:***@h/x?sig=***" in caplog.text
+
+
+def test_alert_urls_must_be_https_except_to_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.settings import ConfigError
+
+    monkeypatch.setenv("CCPULSE_ALERT_WEBHOOK_URL", "http://hooks.example.com/in")
+    with pytest.raises(ConfigError, match="alert_webhook_url must use https"):
+        load_settings()
+    monkeypatch.setenv("CCPULSE_ALERT_ALLOW_HTTP", "true")
+    assert load_settings().alert_webhook_url == "http://hooks.example.com/in"
+    monkeypatch.delenv("CCPULSE_ALERT_ALLOW_HTTP")
+    for ok in ("https://hooks.example.com/in", "http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]/x"):
+        monkeypatch.setenv("CCPULSE_ALERT_WEBHOOK_URL", ok)
+        assert load_settings().alert_webhook_url == ok
