@@ -235,7 +235,7 @@ class ChdbClickHouse:
                 raise QueryRefused(f"{e}") from None
             why = check_untrusted_ast(ast)
             if why:
-                raise QueryRefused(f"refused: {why}")
+                raise QueryRefused(f"refused by the read-only endpoint: {why}")
             try:
                 t = ro.query(canon, "ArrowTable")
             except Exception as e:
@@ -302,6 +302,21 @@ class NativeClickHouse:
 
     def query(self, sql: str) -> Result:
         rows, types = self._call(lambda c: c.execute(sql, with_column_types=True))
+        return Result([n for n, _ in types], [tuple(r) for r in rows])
+
+    def untrusted_query(self, sql: str) -> Result:
+        """A query someone typed, with ``UNTRUSTED_SETTINGS``: the server refuses writes, DDL,
+        table functions and any change of those settings. One statement per call is all the
+        native protocol takes, and the driver writes no ``INTO OUTFILE`` file."""
+        settings = dict(UNTRUSTED_SETTINGS)
+        readonly = settings.pop("readonly")
+        settings["readonly"] = readonly  # last: the limits are set before it locks them
+        try:
+            rows, types = self._call(lambda c: c.execute(sql, with_column_types=True, settings=settings))
+        except ClickHouseUnavailable:
+            raise
+        except ClickHouseError as e:
+            raise QueryRefused(f"{e}") from None
         return Result([n for n, _ in types], [tuple(r) for r in rows])
 
     def insert(self, table: str, batch: pa.Table) -> None:

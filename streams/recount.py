@@ -22,7 +22,7 @@ from streams.windows import INTERVAL_MS
 #: (source partition, tenant, queue, channel, interval start ms): one stored row.
 RowKey = tuple[int, str, str, str, int]
 #: A record stored before records named their partition (migration 011) reads this.
-UNKNOWN_PARTITION = 0
+UNKNOWN_PARTITION = 65535
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,16 @@ def compare(stored: Mapping[RowKey, Sequence[int]], recounted: Mapping[RowKey, S
 
 
 def repairs(stored: Mapping[RowKey, Sequence[int]], recounted: Mapping[RowKey, kpi.Vector],
-            diffs: Iterable[Difference]) -> list[tuple[RowKey, kpi.Vector]]:
-    """The rows to write for these differences: the recount, or zeros where it has none."""
-    return [(d.key, list(recounted.get(d.key) or kpi.zero())) for d in diffs]
+            diffs: Iterable[Difference], keep: Iterable[str] = ()) -> list[tuple[RowKey, kpi.Vector]]:
+    """The rows to write for these differences: the recount, or zeros where it has none;
+    ``keep``: fields that stay as stored (what a legacy server cannot recount exactly)."""
+    out = []
+    for d in diffs:
+        vec = list(recounted.get(d.key) or kpi.zero())
+        for f in keep:
+            vec[kpi.IDX[f]] = int((stored.get(d.key) or kpi.zero())[kpi.IDX[f]])
+        out.append((d.key, vec))
+    return out
 
 
 # --- SQL for both sides ----------------------------------------------------------------

@@ -9,7 +9,7 @@ offsets are acked and committed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 import faust
 
@@ -32,6 +32,8 @@ class PartitionBatches:
         # Agents and timers share one instance: a caller's send() must not return while
         # another caller is still handing over messages the first one added.
         self._lock = asyncio.Lock()
+        #: Told (topic, partition, last offset) of every batch the broker acknowledged.
+        self.on_sent: Callable[[str, int, int], None] | None = None
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         batch = self._open.get((topic, partition))
@@ -67,8 +69,10 @@ class PartitionBatches:
             if self._n:
                 try:
                     delivered = await self._send_pending()
-                    for fut in delivered:
-                        await fut  # raises if the broker refused the batch
+                    for topic, partition, count, fut in delivered:
+                        md = await fut  # raises if the broker refused the batch
+                        if self.on_sent is not None and count:
+                            self.on_sent(topic, partition, md.offset + count - 1)  # md: the batch's first
                 except BaseException as e:  # CancelledError included: its messages are as lost
                     self._failed = e
                     raise
@@ -77,4 +81,5 @@ class PartitionBatches:
         producer = self._producer()
         batches = self._full + [(topic, partition, b) for (topic, partition), b in self._open.items()]
         self._open, self._full, self._n = {}, [], 0
-        return [await producer.send_batch(b, topic, partition=partition) for topic, partition, b in batches]
+        return [(topic, partition, b.record_count(), await producer.send_batch(b, topic, partition=partition))
+                for topic, partition, b in batches]

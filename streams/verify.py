@@ -106,11 +106,42 @@ def run(ch: ClickHouse, centre: Centre, lo_ms: int, hi_ms: int, tenant: str | No
     by_p, stored, recounted = compare_rows(centre, stored_rows, record_rows, lo_ms, hi_ms, ch.dialect,
                                            by_partition=True)
     _, settings = rc.parse_stored(stored_rows)
-    fixes = rc.repairs(stored, recounted, by_p.differences)
+    fixes = rc.repairs(stored, recounted, by_p.differences, keep=rc.legacy_skip(ch.dialect))
     now = int(time.time() * 1000)
     ch.insert(rows.KPI_INTERVALS_TABLE, repair_batch(centre, settings, fixes, now))
     ch.insert(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch(by_p.differences, now, "repaired", source))
     out.repaired = len(fixes)
+    return out
+
+
+def chunks(ranges: Iterable[tuple[int, int]], most_ms: int = 7 * 86_400_000) -> list[tuple[int, int]]:
+    """Ranges cut into reads of at most a week."""
+    out = []
+    for lo, hi in ranges:
+        while lo < hi:
+            out.append((lo, min(hi, lo + most_ms)))
+            lo += most_ms
+    return out
+
+
+def with_kept(recounted: kpi.Vector, stored: kpi.Vector, keep: Iterable[str]) -> kpi.Vector:
+    """The recount, but the stored value of fields it cannot know exactly (legacy servers)."""
+    out = list(recounted)
+    for f in keep:
+        out[kpi.IDX[f]] = stored[kpi.IDX[f]]
+    return out
+
+
+def rebased(current: kpi.Vector | None, at_read: kpi.Vector | None, recounted: kpi.Vector) -> kpi.Vector:
+    """The stream's aggregate set to the recount, keeping what it added or took away since
+    the records were read (``at_read``: the aggregate then). Never negative (an unsigned
+    column); the longest wait the recount's, or the larger if the aggregate's moved since."""
+    if current is None:
+        return list(recounted)
+    before = at_read if at_read is not None else kpi.zero()
+    out = [max(0, r + c - b) for c, r, b in zip(current, recounted, before)]
+    out[kpi.MAX_I] = recounted[kpi.MAX_I] if current[kpi.MAX_I] == before[kpi.MAX_I] else \
+        max(recounted[kpi.MAX_I], current[kpi.MAX_I])
     return out
 
 
@@ -175,13 +206,15 @@ class LateSpans:
     def ripe(self, partition: int, now: float, min_age_s: float = 2.0) -> list[tuple[int, int]]:
         return [(int(s[0]), int(s[1])) for s in self.spans.get(partition, []) if now - s[2] >= min_age_s]
 
-    def settle(self, partition: int, checked: list[tuple[int, int]], differing: Iterable[int]) -> bool:
-        """After a pass over ``checked``: a span is done when two passes in a row found
-        nothing differing in it. True when the spans changed (store them again)."""
+    def settle(self, partition: int, checked: list[tuple[int, int]], differing: Iterable[int],
+               pass_start: float = float("inf")) -> bool:
+        """After a pass over ``checked`` (its reads began at ``pass_start``): a span is done
+        when two passes in a row found nothing differing in it; one that late data reached
+        after the pass began counts nothing. True when the spans changed (store them again)."""
         bad = sorted(set(differing))
         keep, changed = [], False
         for s in self.spans.get(partition, []):
-            if (int(s[0]), int(s[1])) in checked:
+            if (int(s[0]), int(s[1])) in checked and s[2] <= pass_start:
                 if any(s[0] <= t < s[1] for t in bad):
                     s[3] = 0
                 elif s[3] >= 1:

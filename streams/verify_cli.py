@@ -37,7 +37,9 @@ def configure(add: Any) -> None:
         sp.add_argument("--from", dest="start", type=_date, required=required,
                         help="first day, UTC (YYYY-MM-DD)" + ("" if required else "; default: the oldest"))
         sp.add_argument("--to", dest="end", type=_date, required=required,
-                        help="last day, UTC, included" + ("" if required else "; default: today"))
+                        help="last day, UTC, included" + ("" if required else
+                                                                 "; default: up to the interaction timeout ago (later "
+                                                                 "intervals may hold contacts still open)"))
         sp.add_argument("--json", action="store_true", help="print one JSON object")
     v.add_argument("--repair", action="store_true", help="also rewrite what differs (as recompute does)")
 
@@ -55,6 +57,11 @@ def check(s: Settings, start: date | None, end: date | None, tenant: str | None,
         except ValueError as e:
             raise VerifyError(str(e)) from None
     lo, hi = day_range(start, end)
+    if end is None:  # not the intervals whose contacts may still be open (no record yet)
+        import time
+
+        settled = int(time.time() * 1000 - s.interaction_timeout_s * 1000)
+        hi = min(hi, settled - settled % 900_000)
     centre = load_centre(s.centre_config)
     try:
         ch = connect(s.clickhouse_url, s.clickhouse_database)

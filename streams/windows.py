@@ -63,6 +63,9 @@ class PartitionKpis:
     #: Intervals past the lateness horizon that a late part changed: recounted from the
     #: records once those are stored (streams/verify.py), since the stream keeps them no more.
     late_keys: set[Key] = field(default_factory=set)
+    #: Intervals before this were dropped by ``expire`` (judged by the clock moved on by wall
+    #: time): a part there is late even when its own event time makes it look recent.
+    expired_before: int = 0
     _readded: dict[tuple[bool, Key], int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +77,7 @@ class PartitionKpis:
 
     def apply(self, iid: str, old: Entry | None, new: Entry | None, now_ms: int) -> None:
         """Replace what an interaction added (``old``) by what it adds now (``new``)."""
-        interval_horizon = floor(now_ms - self.lateness_ms, INTERVAL_MS)
+        interval_horizon = max(floor(now_ms - self.lateness_ms, INTERVAL_MS), self.expired_before)
         minute_horizon = floor(now_ms, MINUTE_MS) - self._minute_span_ms
         old_parts = old[3] if old is not None else ()
         new_parts = new[3] if new is not None else ()
@@ -167,6 +170,15 @@ class PartitionKpis:
         self.late_updates, self.late_keys = late, late_keys  # parts past the horizon are not news
         self.dirty = set(self.intervals)
 
+    def mark_settled(self, entry: Entry, now_ms: int) -> None:
+        """A contact's record was emitted: the parts it keeps past the horizon are recounted
+        again, now that a record holds them (one flagged while the contact was open had none)."""
+        horizon = max(floor(now_ms - self.lateness_ms, INTERVAL_MS), self.expired_before)
+        for ts, _vec in entry[3]:
+            bucket = ts - ts % INTERVAL_MS
+            if bucket < horizon:
+                self.late_keys.add((entry[0], entry[1], entry[2], bucket))
+
     def zero_stored(self, stored: Iterable[Key], now_ms: int) -> None:
         """Intervals stored earlier that no interaction of the rebuilt partition is in now
         are written again as zeros.
@@ -184,6 +196,7 @@ class PartitionKpis:
     def expire(self, now_ms: int) -> None:
         """Forget intervals past the lateness horizon and minutes older than the longest window."""
         ih = floor(now_ms - self.lateness_ms, INTERVAL_MS) - INTERVAL_MS
+        self.expired_before = max(self.expired_before, ih)
         for k in [k for k in self.intervals if k[3] < ih]:
             del self.intervals[k]
             self.dirty.discard(k)

@@ -2,10 +2,10 @@
 -- Each interaction row names the events-topic partition that folded it, so a recount can
 -- be split the way the stream's partial rows are (kpi_interval_parts.source_partition) and
 -- a repaired row replaces exactly the row the stream would write. Rows stored before this
--- migration read partition 0.
+-- migration read 65535: unknown (streams/recount.py UNKNOWN_PARTITION).
 
 ALTER TABLE {db}.interactions
-    ADD COLUMN source_partition UInt16 DEFAULT 0 COMMENT 'events-topic partition whose worker folded the contact' AFTER version;
+    ADD COLUMN source_partition UInt16 DEFAULT 65535 COMMENT 'events-topic partition whose worker folded the contact' AFTER version;
 
 -- Every difference the worker (or `ccpulse verify --repair` / `ccpulse recompute`) found
 -- between a stored interval row and the recount of the records, and what it did about it.

@@ -84,7 +84,8 @@ def interaction_batch(records: Iterable[dict[str, Any]], partitions: Iterable[in
     """Interaction records (dicts shaped as schemas.records.InteractionRecord) → batch;
     ``partitions``: the records-topic partition of each (the events partition that folded it)."""
     rs = list(records)
-    cols: dict[str, list[Any]] = {"source_partition": list(partitions) if partitions is not None else [0] * len(rs)}
+    unknown = 65535  # streams.recount.UNKNOWN_PARTITION: a recount cannot split it by partition
+    cols: dict[str, list[Any]] = {"source_partition": list(partitions) if partitions is not None else [unknown] * len(rs)}
     for n in INTERACTION_COLUMNS:
         if n == "source_partition":
             continue

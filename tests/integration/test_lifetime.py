@@ -309,7 +309,13 @@ def test_soak_rounds_of_traffic_kills_history_late_csats_skew_and_reused_ids_end
                  f"all {len(truth)} records")
         wait_for(lambda: worker.health()["figures"]["pending_late"] == 0, 120, "late periods recounted")
         want = {k: v for k, v in truth_per_queue({f"{t}/{i}": rec for (t, i), rec in truth.items()}).items()}
-        wait_for(lambda: per_queue(env) == want, 120, "the figures equal to the truth")
+        try:
+            wait_for(lambda: per_queue(env) == want, 120, "the figures equal to the truth")
+        except TimeoutError:
+            got = per_queue(env)
+            bad = {k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)}
+            raise AssertionError(f"figures differ from the truth: {bad}; worker {worker.health()['figures']}; "
+                                 f"verify {verify(env)[1]['differences'][:3]}") from None
         assert worker.query("SELECT reason, count() FROM ccpulse.dead_letters FINAL GROUP BY reason") == \
             [("timestamp_in_future", 1)]
         assert worker.query("SELECT count() FROM ccpulse.interactions FINAL WHERE has(anomalies, 'tenant_changed')") \

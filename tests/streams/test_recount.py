@@ -139,3 +139,36 @@ def test_late_spans_are_merged_ripen_and_are_done_after_two_equal_passes() -> No
     assert restored.as_stored(0) == ls.as_stored(0) and restored.pending() == 1
     restored.drop({1})
     assert restored.pending() == 0
+
+
+def test_a_repair_keeps_what_the_stream_added_since_it_read_the_row_and_never_goes_negative() -> None:
+    from streams.verify import chunks, rebased, with_kept
+
+    at_read, recounted = kpi.zero(), kpi.zero()
+    at_read[kpi.IDX["offered"]], recounted[kpi.IDX["offered"]] = 8, 5  # the aggregate drifted: 3 too many
+    current = list(at_read)
+    current[kpi.IDX["offered"]] += 2  # two contacts folded after the records were read
+    assert rebased(current, at_read, recounted)[kpi.IDX["offered"]] == 7
+    assert rebased(None, at_read, recounted) == recounted
+    assert rebased(list(recounted), None, recounted)[kpi.IDX["offered"]] == 10  # all it holds came after
+    low = list(at_read)
+    low[kpi.IDX["offered"]] = 1
+    assert rebased(low, at_read, recounted)[kpi.IDX["offered"]] == 0  # clamped, not -2
+    stored = kpi.zero()
+    stored[kpi.IDX["first_response_ms"]], recounted[kpi.IDX["first_response_ms"]] = 1_234, 1_000
+    assert with_kept(recounted, stored, ("first_response_ms",))[kpi.IDX["first_response_ms"]] == 1_234
+    week = 7 * 86_400_000
+    assert chunks([(0, 2 * week + 5)]) == [(0, week), (week, 2 * week), (2 * week, 2 * week + 5)]
+
+
+def test_a_pass_that_began_before_late_data_arrived_does_not_settle_its_span() -> None:
+    from streams.verify import LateSpans
+
+    ls = LateSpans()
+    ls.add(0, [0], now=100.0)
+    ripe = ls.ripe(0, 103.0)
+    ls.add(0, [INTERVAL_MS], now=104.0)  # during the pass: new late data in the same span
+    assert not ls.settle(0, ripe, [], pass_start=103.0) and not ls.settle(0, ripe, [], pass_start=103.5)
+    ripe = ls.ripe(0, 110.0)
+    assert not ls.settle(0, ripe, [], pass_start=110.0)
+    assert ls.settle(0, ripe, [], pass_start=115.0) and ls.pending() == 0

@@ -140,3 +140,24 @@ def test_a_part_past_the_lateness_horizon_is_left_to_the_recount_and_named_for_i
     kp.late_keys.clear()
     kp.rebuild([("t\x1fa", old)], NOW)  # a restart re-reads old parts: nothing new to recount
     assert kp.late_keys == set()
+
+
+def test_an_interval_expired_by_the_wall_clock_is_late_even_for_an_older_event_time() -> None:
+    """A quiet night moves the clock on by wall time and the interval leaves memory; a part
+    judged by an older event time must not start it again from zero (a partial row over a
+    complete one): it is late, for the recount."""
+    kp = PartitionKpis(0, 3_600_000, [5, 15, 60])
+    e = entry(0, [(30, kpi.IDX["offered"], 1)], None)
+    kp.apply("t\x1fa", None, e, NOW)
+    kp.expire(NOW + 3 * 3_600_000)  # three hours later by the wall clock
+    start = floor(NOW - 30 * MINUTE_MS, INTERVAL_MS)
+    assert all(k[3] != start for k in kp.intervals)
+    kp.apply("t\x1fb", None, entry(0, [(30, kpi.IDX["offered"], 1)], None), NOW)  # judged at the old NOW
+    assert all(k[3] != start for k in kp.intervals) and (*GROUPS[0], start) in kp.late_keys
+
+
+def test_a_closing_contact_names_its_parts_past_the_horizon_for_the_recount() -> None:
+    kp = PartitionKpis(0, 3_600_000, [5, 15, 60])
+    e = entry(0, [(3 * 60, kpi.IDX["offered"], 1), (10, kpi.IDX["handled"], 1)], None)
+    kp.mark_settled(e, NOW)
+    assert kp.late_keys == {(*GROUPS[0], floor(NOW - 3 * 3_600_000, INTERVAL_MS))}
