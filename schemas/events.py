@@ -22,8 +22,12 @@ SCHEMA_VERSION = 1
 Channel = Literal["voice", "chat", "email", "social", "callback"]
 CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "social", "callback")
 
-#: Identifiers: printable, no spaces, bounded so a hostile producer cannot blow up keys.
-Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
+#: Identifiers: printable, no spaces, bounded so a hostile producer cannot blow up keys; no
+#: quotes or backslashes (they end SQL and dashboard string literals), and no invisible
+#: format characters (bidi overrides, zero-width) that make two ids look alike on a screen.
+IDENT_PATTERN = ("^[^\\s\\x00-\\x1f\\x7f'\"`\\\\"
+                 "\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+$")
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=IDENT_PATTERN)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from schemas.events import IDENT_PATTERN
 from streams import kpi
 from streams.windows import INTERVAL_MS
 
@@ -128,13 +129,13 @@ def repairs(stored: Mapping[RowKey, Sequence[int]], recounted: Mapping[RowKey, k
 
 # --- SQL for both sides ----------------------------------------------------------------
 
-_IDENT = re.compile(r"^[^\s\x00-\x1f]{1,128}$")
+_IDENT = re.compile(IDENT_PATTERN)
 
 
 def quote(value: str) -> str:
     """A string literal for ClickHouse; names come from the event contract's ``Ident``."""
-    if not _IDENT.match(value):
-        raise ValueError(f"{value!r} is not a tenant name (1-128 characters, no spaces or control characters)")
+    if not 1 <= len(value) <= 128 or not _IDENT.match(value):
+        raise ValueError(f"{value!r} is not a tenant name (1-128 characters; no spaces, quotes, backslashes or control characters)")
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 

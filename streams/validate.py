@@ -42,6 +42,7 @@ _PYDANTIC_REASONS = {
     "missing": "missing_field",
     "extra_forbidden": "unknown_field",
     "timezone_aware": "timestamp_without_timezone",
+    "string_pattern_mismatch": "invalid_identifier",  # only identifiers have a pattern (schemas/events.py)
 }
 
 

@@ -84,8 +84,8 @@ def test_legacy_servers_skip_only_first_response() -> None:
 
 
 def test_tenant_literals_are_escaped_or_refused() -> None:
-    assert rc.quote("o'brien\\x") == "'o\\'brien\\\\x'"
-    for bad in ("", "a b", "x\x00", "y" * 129):
+    assert rc.quote("acme-é.1") == "'acme-é.1'"
+    for bad in ("", "a b", "x\x00", "y" * 129, "o'brien", "a\\b", "ac\u202eme"):
         try:
             rc.quote(bad)
         except ValueError:

@@ -38,7 +38,11 @@ def j(d: dict) -> bytes:
     (j({**OK, "ts": "1970-01-01T00:00:00Z"}), b"i", "timestamp_too_old"),
     (j({**OK, "ts": "2999-01-01T00:00:00Z"}), b"i", "timestamp_in_future"),
     (j({**OK, "ts": "1e99"}), b"i", "invalid_value"),
-    (j({**OK, "tenant": "a b"}), b"i", "invalid_value"),
+    (j({**OK, "tenant": "a b"}), b"i", "invalid_identifier"),
+    (j({**OK, "tenant": "o'brien"}), b"i", "invalid_identifier"),  # would end a SQL or dashboard literal
+    (j({**OK, "tenant": "a\\b"}), b"i", "invalid_identifier"),
+    (j({**OK, "tenant": "acme\u202e"}), b"i", "invalid_identifier"),  # bidi override: looks like another
+    (j({**OK, "event_id": "e\u200b1"}), b"i", "invalid_identifier"),  # zero-width: looks like e1
     (j({**OK, "event_id": "x" * 129}), b"i", "invalid_value"),
     (j({**OK, "score": "five"}), b"i", "invalid_value"),
 ])
