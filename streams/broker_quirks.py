@@ -82,8 +82,7 @@ def detect_flavour(bootstrap: list[str], timeout_s: float = 5.0) -> str:
     from kafka import KafkaAdminClient
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                 api_version_auto_timeout_ms=int(timeout_s * 1000))
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     except Exception as e:  # noqa: BLE001 -- kafka-python raises several kinds here
         log.warning("could not ask the broker %s which it is (%s): end offsets will be confirmed by fetch", bootstrap, e)
         return "tansu"

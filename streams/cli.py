@@ -78,15 +78,42 @@ def cmd_db_access(args: argparse.Namespace) -> int:
     tenants = sorted(set(load_centre(s.centre_config).tenants) | set(args.tenant or []))
     path = urlparse(s.clickhouse_url).path.strip("/")
     database = path if s.clickhouse_url.startswith("clickhouse://") and path else s.clickhouse_database
-    xml = users_xml(database, tenants, reader=args.reader, reader_password=Password(env=args.reader_env))
+    xml = users_xml(database, tenants, reader=args.reader, reader_password=Password(env=args.reader_env),
+                    **({"networks": args.network} if args.network else {}), legacy=args.legacy)
     if args.out:
         Path(args.out).write_text(xml)
         print(f"wrote {args.out}: read-only user {args.reader!r} (password from ${args.reader_env}) and "
               f"{len(tenants)} client users ({', '.join(tenants) or 'none: name tenants in the centre file or --tenant'}); "
-              "copy it to the server's users.d/ (ClickHouse 19.x or later for the tenant row filters)",
+              "copy it to the server's users.d/ (ClickHouse 22.x or later; --legacy for older servers)",
               file=sys.stderr)
     else:
         sys.stdout.write(xml)
+    return 0
+
+
+def cmd_compose_env(args: argparse.Namespace) -> int:
+    """Random secrets for every variable docker-compose.yml requires (``${VAR:?...}``): the
+    stack has no default password. Values already in the file are kept, so running it again
+    (or after a new client tenant is added) changes no password that is in use."""
+    import re
+    import secrets
+
+    compose = Path(args.compose)
+    if not compose.is_file():
+        raise CliError(f"{compose} not found: run this next to docker-compose.yml, or pass --compose")
+    required = sorted(set(re.findall(r"\$\{(\w+):\?", compose.read_text())))
+    out = Path(args.out)
+    lines = out.read_text().splitlines() if out.exists() else []
+    have = {ln.split("=", 1)[0].strip() for ln in lines if "=" in ln and not ln.lstrip().startswith("#")}
+    added = [v for v in required if v not in have]
+    if not lines:
+        lines = ["# Secrets of docker-compose.yml, written by `ccpulse compose-env`. Keep this file private."]
+    lines += [f"{v}={secrets.token_urlsafe(24)}" for v in added]  # URL-safe: one goes into a URL
+    out.write_text("\n".join(lines) + "\n")
+    out.chmod(0o600)
+    kept = len(required) - len(added)
+    print(f"{out}: {len(added)} new secrets ({', '.join(added) or 'none'}), {kept} kept; "
+          "docker compose reads it from this directory", file=sys.stderr)
     return 0
 
 
@@ -381,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     add("config", cmd_config, "show the effective settings (secrets masked)")
+    ce = add("compose-env", cmd_compose_env, "write random secrets for docker-compose.yml into .env (keeps those set)")
+    ce.add_argument("--compose", default="docker-compose.yml", help="the compose file whose ${VAR:?} it fills")
+    ce.add_argument("--out", default=".env", help="the env file to write or complete")
     add("setup", cmd_setup, "create the Kafka topics with their partition counts")
     db = add("db", lambda a: 0, "ClickHouse schema")
     dbs = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -393,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--reader-env", default="CLICKHOUSE_GRAFANA_PASSWORD",
                      help="environment variable the server reads that user's password from")
     acc.add_argument("--out", help="write here instead of standard output")
+    acc.add_argument("--network", action="append",
+                     help="address or CIDR range the users may connect from (repeat; default: loopback and private ranges)")
+    acc.add_argument("--legacy", action="store_true",
+                     help="for ClickHouse before 20.x: no grants or setting constraints (those servers refuse them)")
     from streams.grafana.cli import configure as configure_grafana
 
     configure_grafana(add("grafana", lambda a: 0, "Grafana: build dashboards and alert rules, publish them"))

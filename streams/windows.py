@@ -162,12 +162,15 @@ class PartitionKpis:
         self.minutes.clear()
         self.waiting.clear()
         self.rescan.clear()
-        late, late_keys = self.late_updates, set(self.late_keys)
+        late, examples = self.late_updates, list(self.late_examples)
         for iid, e in items:
             for part in e[3]:
                 kpi.upgrade(part[1])  # in place: the state keeps the entry it retracts later
             self.apply(iid, None, e, now_ms)
-        self.late_updates, self.late_keys = late, late_keys  # parts past the horizon are not news
+        # Parts past the horizon are not late news, but their rows are recounted
+        # (``late_keys``): the process before may have folded them inside the horizon, moved
+        # its clock past them in the same batch and died before writing that batch's rows.
+        self.late_updates, self.late_examples = late, examples
         self.dirty = set(self.intervals)
 
     def mark_settled(self, entry: Entry, now_ms: int) -> None:

@@ -66,11 +66,17 @@ def compose() -> dict[str, Any]:
 _VAR = re.compile(r"\$(?:(?P<esc>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_]\w*))")
 
 
+#: What ``ccpulse compose-env`` gives a machine: a value for every variable the compose file
+#: requires (``${VAR:?...}``, the secrets, which have no default).
+SECRETS = {v: f"{v.lower()}-Xy9" for v in re.findall(r"\$\{(\w+):\?", COMPOSE.read_text())}
+
+
 def interpolate(value: str, env: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """Compose's ``$VAR``/``${VAR:-default}``/``$$`` substitution against ``env`` (default: an
-    empty environment, i.e. a fresh machine). Returns the text and whether every variable
-    had a value or a default (else the result is not what the container would get)."""
-    env = env or {}
+    """Compose's ``$VAR``/``${VAR:-default}``/``$$`` substitution against ``env`` (default: a
+    fresh machine after ``ccpulse compose-env``, i.e. only ``SECRETS``). Returns the text and
+    whether every variable had a value or a default (else compose refuses, or the container
+    gets an empty value)."""
+    env = SECRETS if env is None else env
     complete = True
 
     def sub(m: re.Match[str]) -> str:
@@ -403,8 +409,11 @@ def env_default_problems(compose: Mapping[str, Any], var: str, what: str) -> lis
         return [f"grafana's environment does not set {var} ({what})"]
     value, complete = interpolate(genv[var])
     if not complete or not value:
-        return [f"grafana's {var} ({what}) has no default: write ${{{var}:-...}}"]
+        return [f"grafana's {var} ({what}) has no value: require it (${{{var}:?...}}, a secret) or give a default"]
     problems = []
+    if var in SECRETS and "${" + var + ":?" not in genv[var]:
+        problems.append(f"grafana's {var} ({what}) is a secret: require it (${{{var}:?...}}), "
+                        "unset it would be empty")
     for name, svc in compose["services"].items():
         for key, raw in environment(svc).items():
             for default in re.findall(r"\$\{" + var + r":?-([^}]*)\}", raw):
@@ -519,7 +528,7 @@ def test_kafka_listeners(compose: dict[str, Any]) -> None:
 def test_clickhouse_server(compose: dict[str, Any]) -> None:
     ch = compose["services"]["clickhouse"]
     assert clickhouse_problems(compose) == []
-    assert environment(ch)["CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_PASSWORD:-")
+    assert environment(ch)["CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_PASSWORD:?")
     assert ch["ports"] and all(str(p).startswith("127.0.0.1:") for p in ch["ports"])
     assert ch["ulimits"]["nofile"]["soft"] >= 262144
     assert [k for k, _, t in mounts(ch) if t == "/var/lib/clickhouse"] == ["volume"]
@@ -659,6 +668,39 @@ def test_clickhouse_access_file_is_mounted_current_and_its_passwords_are_set(com
     env = environment(ch)
     for var in re.findall(r'from_env="([^"]+)"', src.read_text()):
         value, complete = interpolate(env.get(var, ""))
-        assert var in env and complete and value, f"{var} must be set, with a default, in the clickhouse service"
+        assert var in env and complete and value, f"{var} must be required (${{{var}:?...}}) by the clickhouse service"
+        assert not interpolate(env[var], {})[1], f"{var} must have no default: compose refuses to start without it"
     grafana_env = environment(compose["services"]["grafana"])
     assert interpolate(grafana_env["CLICKHOUSE_GRAFANA_PASSWORD"])[0] == interpolate(env["CLICKHOUSE_GRAFANA_PASSWORD"])[0]
+
+
+def test_no_secret_has_a_default_and_compose_env_writes_each_once(compose: dict[str, Any], tmp_path: Path) -> None:
+    """A fresh machine gets no guessable password: every secret is required (compose stops
+    with the message), and `ccpulse compose-env` writes a random one for each, keeping
+    those already written when run again."""
+    import subprocess
+    import sys
+
+    secrets = {"CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "CLICKHOUSE_GRAFANA_PASSWORD",
+               "CLICKHOUSE_CLIENT_ACME_PASSWORD", "CLICKHOUSE_CLIENT_GLOBEX_PASSWORD",
+               "CLICKHOUSE_CLIENT_INITECH_PASSWORD"}
+    assert set(SECRETS) == secrets
+    for name, svc in compose["services"].items():
+        for key, raw in environment(svc).items():
+            for var in secrets & set(re.findall(r"\$\{(\w+)", raw)):
+                assert not interpolate(raw, {})[1], f"{name}: {key} gives {var} a default"
+    assert compose["services"]["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    plugins = environment(compose["services"]["grafana"])["GF_INSTALL_PLUGINS"]
+    assert re.fullmatch(r"grafana-clickhouse-datasource \d+\.\d+\.\d+", plugins), "pin the plugin's version"
+    out = tmp_path / ".env"
+
+    def run() -> dict[str, str]:
+        subprocess.run([sys.executable, "-m", "streams.cli", "compose-env", "--compose", str(COMPOSE),
+                        "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
+        return dict(ln.split("=", 1) for ln in out.read_text().splitlines() if "=" in ln and not ln.startswith("#"))
+
+    first = run()
+    assert set(first) == secrets and len(set(first.values())) == len(secrets)
+    assert all(len(v) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", v) for v in first.values())  # fits in a URL
+    assert out.stat().st_mode & 0o077 == 0
+    assert run() == first  # again: nothing changes

@@ -109,7 +109,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                    "route on a running Grafana over its HTTP API. Pushing twice changes nothing.")
     p.add_argument("--url", default=os.environ.get("GRAFANA_URL"),
                    help="Grafana's root URL, e.g. http://localhost:3000 (default GRAFANA_URL)")
-    p.add_argument("--token", help="service account token with the Admin role (default GRAFANA_TOKEN)")
+    p.add_argument("--token", help="service account token with the Admin role (default GRAFANA_TOKEN, which is "
+                                   "better: an argument shows in `ps` to every user of the machine)")
     p.add_argument("--folder", default="ccpulse", help="folder uid and title for dashboards and rules (default ccpulse)")
     p.add_argument("--centre", help=centre_help)
     p.add_argument("--clickhouse-password",

@@ -32,6 +32,7 @@ class BatchWriter:
         self._failing: dict[str, str] = {}  # what (a table's write, a read) -> its last error
         self.rows_written: dict[str, int] = {}
         self.last_write_at: float | None = None
+        self._closed = False
 
     def _clickhouse(self) -> ClickHouse:
         if self._ch is None:
@@ -39,6 +40,10 @@ class BatchWriter:
         return self._ch
 
     async def _run(self, fn: Callable[[ClickHouse], T]) -> T:
+        if self._closed:
+            # The worker is stopping: a timer that wakes after the last write ends quietly
+            # (its figures are written again by the next worker), not as a crash.
+            raise asyncio.CancelledError("the ClickHouse writer is closed: the worker is stopping")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(self._clickhouse()))
 
@@ -99,6 +104,7 @@ class BatchWriter:
         return await self._run(lambda ch: ch.query(sql))
 
     def close(self) -> None:
+        self._closed = True
         if self._ch is not None:
             self._pool.submit(self._ch.close).result(timeout=30)
         self._pool.shutdown(wait=True)

@@ -1,7 +1,10 @@
-"""Read-only and per-tenant ClickHouse users (streams/access.py) on a real server.
+"""Read-only and per-tenant ClickHouse users (streams/access.py) on real engines.
 
-The users.d file goes next to the running server's users.xml; ClickHouse reloads user
-configuration on its own, so the test waits for the new users to log in.
+On CI's ClickHouse server (18.16) the users.d file goes next to the running server's
+users.xml; ClickHouse reloads user configuration on its own, so the test waits for the new
+users to log in. That server predates row filters, grants and constraints, so the same
+file's client user is also attacked on the current engine (chdb 26.x): chdb always runs as
+its ``default`` user, so the client's user element is loaded as ``default`` there.
 """
 from __future__ import annotations
 
@@ -65,7 +68,8 @@ def access_db(clickhouse_server) -> tuple[str, int, str]:
     users_d.mkdir(exist_ok=True)
     (users_d / "ccpulse-access.xml").write_text(users_xml(
         db, ["acme", "globex"], reader_password=Password("r-secret"),
-        tenant_password={"acme": Password("a-secret"), "globex": Password("g-secret")}))
+        tenant_password={"acme": Password("a-secret"), "globex": Password("g-secret")},
+        legacy=int(version.split(".")[0]) < 20))
     port = clickhouse_server.port
     wait_for(lambda: _client(port, client_user("acme"), "a-secret").execute("SELECT 1"), 30,
              "the server to load the new users")
@@ -98,3 +102,105 @@ def test_a_client_sees_only_its_own_tenant(access_db: tuple) -> None:
     assert acme.execute(f"SELECT tenant, count() FROM {db}.interactions FINAL GROUP BY tenant") == [("acme", 3)]
     assert acme.execute(f"SELECT count() FROM {db}.interactions_current") == [(3,)]  # views are filtered too
     assert acme.execute(f"SELECT count() FROM {db}.dead_letters") == [(0,)]  # no tenant column: hidden
+
+
+_SEED = """
+import sys
+from streams.clickhouse import connect
+from streams.migrate import migrate
+from streams.sinks import rows
+from tests.streams.test_clickhouse import RECORD
+ch = connect("chdb://" + sys.argv[1], sys.argv[2])
+migrate(ch)
+ch.insert(rows.INTERACTIONS_TABLE, rows.interaction_batch(
+    [{**RECORD, "interaction_id": f"a{i}", "tenant": "acme"} for i in range(3)]
+    + [{**RECORD, "interaction_id": f"g{i}", "tenant": "globex"} for i in range(5)]))
+ch.insert(rows.DEAD_LETTERS_TABLE, rows.dead_letter_batch([{
+    "reason": "invalid_json", "error": "x", "source_topic": "t", "source_partition": 0, "source_offset": 1,
+    "received_at_ms": 1767258000000, "key": None, "payload_b64": ""}]))
+ch.close()
+"""
+
+_AS_USER = """
+import json, sys
+import chdb
+c = chdb.connect(sys.argv[1] + "?config-file=" + sys.argv[2])
+out = []
+for q in json.loads(sys.argv[3]):
+    try:
+        out.append([True, str(c.query(q, "TSV")).strip()])
+    except Exception as e:
+        out.append([False, str(e).splitlines()[0][:300]])
+print(json.dumps(out))
+"""
+
+
+def _as_user_on_current_engine(tmp_path: Path, xml: str, user: str, queries: list[str]) -> list[tuple[bool, str]]:
+    """Run ``queries`` on chdb as ``user`` of the generated users file: its element becomes
+    chdb's ``default`` (which logs in without a password from this machine), all else as written."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    start, end = xml.index(f"    <{user}>"), xml.index(f"    </{user}>") + len(f"    </{user}>")
+    element = xml[start:end]
+    element = re.sub(r"<password[^>]*/>|<password_sha256_hex>[^<]*</password_sha256_hex>",
+                     "<password></password>", element)
+    element = re.sub(r"<networks>.*?</networks>", "<networks><ip>::/0</ip></networks>", element)
+    element = element.replace(f"<{user}>", "<default>").replace(f"</{user}>", "</default>")
+    # What a server's own users.xml has besides: the default profile (chdb's context) and quota.
+    head = xml[:xml.index("  <users>\n")].replace("  <profiles>\n", "  <profiles>\n    <default/>\n")
+    users = head + "  <quotas><default/></quotas>\n  <users>\n" + element + "\n  </users>\n</yandex>\n"
+    conf = tmp_path / f"as-{user}"  # not the working directory: chdb reads a config.xml found there
+    conf.mkdir(exist_ok=True)
+    (conf / "users.xml").write_text(users)
+    (conf / "config.xml").write_text(f"<clickhouse><users_config>{conf / 'users.xml'}</users_config></clickhouse>\n")
+    p = subprocess.run([sys.executable, "-c", _AS_USER, str(tmp_path / "chdb"), str(conf / "config.xml"),
+                        json.dumps(queries)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return [(ok, text) for ok, text in json.loads(p.stdout.strip().splitlines()[-1])]
+
+
+def test_a_client_user_on_the_current_engine_reads_its_own_rows_and_cannot_lift_its_limits(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.services import REPO
+
+    db = "acc"
+    subprocess.run([sys.executable, "-c", _SEED, str(tmp_path / "chdb"), db], cwd=REPO, check=True, timeout=120)
+    xml = users_xml(db, ["acme", "globex"])
+    allowed = {
+        f"SELECT tenant, count() FROM {db}.interactions FINAL GROUP BY tenant": "acme\t3",
+        f"SELECT count() FROM {db}.interactions_current": "3",  # views over the tables are filtered too
+        f"SELECT count() FROM {db}.interactions FINAL WHERE tenant = 'globex'": "0",
+        # A dashboard variable that escapes its quote: the injected OR still sees acme's rows only.
+        f"SELECT count() FROM {db}.interactions FINAL WHERE tenant = 'nobody\\\\' OR 1 = 1 -- '": "3",
+        f"SELECT count() FROM {db}.dead_letters": "0",  # no tenant column: hidden
+        "SELECT 1 SETTINGS max_execution_time = 30": "1",  # what Grafana's driver sets
+    }
+    refused = {
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')": "ACCESS_DENIED|Not enough privileges",
+        "SELECT * FROM url('http://127.0.0.1:9/x', 'LineAsString')": "ACCESS_DENIED|Not enough privileges",
+        f"SELECT * FROM remote('127.0.0.1', {db}.interactions)": "ACCESS_DENIED|Not enough privileges",
+        f"INSERT INTO {db}.interactions (interaction_id, tenant) VALUES ('x', 'acme')": "readonly|ACCESS_DENIED",
+        f"CREATE TABLE {db}.x (a UInt8) ENGINE = Memory": "readonly|ACCESS_DENIED|Not enough privileges",
+        "SELECT 1 SETTINGS max_execution_time = 0": "SETTING_CONSTRAINT_VIOLATION|shouldn't be less",
+        "SELECT 1 SETTINGS max_execution_time = 3600": "SETTING_CONSTRAINT_VIOLATION|shouldn't be greater",
+        "SELECT 1 SETTINGS max_memory_usage = 0": "SETTING_CONSTRAINT_VIOLATION|shouldn't be less",
+        "SELECT 1 SETTINGS readonly = 0": "SETTING_CONSTRAINT_VIOLATION|readonly|should not be changed",
+    }
+    # (Not here: KILL QUERY of another user's query, and system.* behind grants, need a second
+    # user and the server's access_control_improvements, which the embedded engine has not.)
+    got = _as_user_on_current_engine(tmp_path, xml, client_user("acme"), [*allowed, *refused])
+    for (q, want), (ok, text) in zip(allowed.items(), got[:len(allowed)]):
+        assert ok and text == want, (q, text)
+    import re
+
+    for (q, why), (ok, text) in zip(refused.items(), got[len(allowed):]):
+        assert not ok and re.search(why, text, re.I), (q, ok, text)
+    reader = _as_user_on_current_engine(tmp_path, xml, "grafana", [
+        f"SELECT tenant, count() FROM {db}.interactions FINAL GROUP BY tenant ORDER BY tenant",
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')"])
+    assert reader[0] == (True, "acme\t3\nglobex\t5") and not reader[1][0], reader
