@@ -158,7 +158,7 @@ def test_variables_are_chained_tenant_first() -> None:
         assert next(iter(vs)) == "tenant", name
         for child in ("queue", "channel", "agent"):
             if child in vs:
-                assert "${tenant:singlequote}" in vs[child]["query"]["rawSql"], f"{name}: {child} ignores tenant"
+                assert dashboards.one("tenant") in vs[child]["query"]["rawSql"], f"{name}: {child} ignores tenant"
         if "channel" in vs:
             assert "$queue" in vs["channel"]["query"]["rawSql"]
 
@@ -167,12 +167,13 @@ def test_multi_value_variables_are_only_used_in_lists_and_all_through_conditiona
     for name, board in BOARDS.items():
         vs = variables(board)
         for where, sql in queries(board):
-            for m in re.finditer(r"\$\{(\w+):singlequote\}", sql):
-                v = vs[m.group(1)]
-                before = sql[:m.start()].rstrip()
-                if v["type"] == "query" and v["multi"]:
-                    assert before.endswith(("IN (", "[")), \
-                        f"{name} {where}: multi-value ${m.group(1)} compared as one value"
+            for m in re.finditer(r"\$\{(\w+):(\w+)\}", sql):
+                v = vs.get(m.group(1))
+                if v is None:
+                    continue  # Grafana's own ($__from...)
+                # Only the encoded formats: a quoted value can end its literal with a backslash.
+                want = "queryparam" if v.get("multi") else "percentencode"
+                assert m.group(2) == want, f"{name} {where}: ${{{m.group(1)}:{m.group(2)}}}, not :{want}"
             for cond in re.finditer(re.escape("$__conditionalAll("), sql):
                 args = macro_args(sql, cond.end() - 1)
                 assert len(args) == 2, f"{name} {where}: {sql[cond.start():cond.start() + 80]}"
@@ -237,7 +238,7 @@ def test_my_performance_shows_one_agent_and_no_one_else() -> None:
     assert not agent["multi"] and not agent["includeAll"]
     for where, sql in queries(board):
         if where.startswith("panel"):
-            assert "agent_id = ${agent:singlequote}" in sql, f"{where} is not limited to the chosen agent"
+            assert f"agent_id = {dashboards.one('agent')}" in sql, f"{where} is not limited to the chosen agent"
             assert not re.search(r"\b(rank|row_number|dense_rank|leaderboard)\b", sql, re.IGNORECASE), where
 
 
@@ -290,3 +291,24 @@ def test_sl_formula_follows_the_queue_variant() -> None:
     for variant in ("ignore_abandons", "abandons_within_t_ok", "abandons_within_t_ignored"):
         assert f"v = '{variant}'" in sql
     assert sql.rstrip(")").endswith("sum(answered) + sum(abandoned) - sum(short_abandons), 0")  # the default
+
+
+def test_a_variable_value_can_never_end_its_string_literal() -> None:
+    """Whatever a URL puts in a variable (quotes, backslashes, comment markers), the SQL that
+    reaches ClickHouse holds it only percent-encoded; the engine decodes it back."""
+    hostile = "nobody\\' OR 1=1 -- ,\"x"
+    kw: dict[str, Any] = {"from_ms": 0, "to_ms": 1000, "interval_s": 1}
+    for name, board in BOARDS.items():
+        vs = variables(board)
+        values = {v: ([hostile, "b"] if d.get("multi") else hostile) for v, d in vs.items()}
+        plain = {v: (["a", "b"] if d.get("multi") else "a") for v, d in vs.items()}
+        for where, sql in queries(board):
+            got, benign = expand(sql, variables=values, **kw), expand(sql, variables=plain, **kw)
+            assert "nobody\\" not in got and "OR 1=1" not in got, f"{name} {where}: the value is in the SQL as it is"
+            assert (got.count("'"), got.count("\\")) == (benign.count("'"), benign.count("\\")), \
+                f"{name} {where}: a value added a quote or a backslash"
+    # and the engine's decoding gives back the value, multi-values one by one
+    one = expand(dashboards.one("t"), variables={"t": hostile}, **kw)
+    many = expand(dashboards.many("q"), variables={"q": [hostile, "a&b=c"]}, **kw)
+    assert one == "decodeURLComponent('nobody%5C%27%20OR%201%3D1%20--%20%2C%22x')"
+    assert "var-q=nobody%5C%27" in many and "var-q=a%26b%3Dc" in many

@@ -42,15 +42,34 @@ __all__ = ["DATASOURCE", "build_all", "write_all"]
 
 DB = "ccpulse"
 
-# --- filters: single-valued variables compare with '=', multi-valued ones with IN and
+# --- filters: single-valued variables compare with '=', multi-valued ones with has() and
 # $__conditionalAll, which the plugin turns into 1=1 when "All" is selected.
-TENANT = "tenant = ${tenant:singlequote}"
-QUEUES = "$__conditionalAll(queue IN (${queue:singlequote}), $queue)"
-CHANNELS = "$__conditionalAll(channel IN (${channel:singlequote}), $channel)"
-AGENTS = "$__conditionalAll(agent_id IN (${agent:singlequote}), $agent)"
+#
+# A variable's value never reaches the SQL as a quoted string: anyone can put any value in a
+# dashboard URL, and Grafana's quoting formats do not escape the backslash, which ends a
+# ClickHouse string literal (``nobody\' OR 1=1 --``). Values travel percent-encoded
+# (``percentencode``, ``queryparam``: letters, digits and ``-_.~%&=`` only) and the engine
+# decodes them. The ClickHouse user is still the boundary (clients query through their own).
+
+
+def one(var: str) -> str:
+    """A single-valued variable as a SQL string expression."""
+    return f"decodeURLComponent('${{{var}:percentencode}}')"
+
+
+def many(var: str) -> str:
+    """A multi-valued variable as a SQL array of strings (``var-x=a&var-x=b``, each encoded)."""
+    return (f"arrayMap(v -> decodeURLComponent(substring(v, position(v, '=') + 1)), "
+            f"splitByChar('&', '${{{var}:queryparam}}'))")
+
+
+TENANT = f"tenant = {one('tenant')}"
+QUEUES = f"$__conditionalAll(has({many('queue')}, queue), $queue)"
+CHANNELS = f"$__conditionalAll(has({many('channel')}, channel), $channel)"
+AGENTS = f"$__conditionalAll(has({many('agent')}, agent_id), $agent)"
+QUEUES_OF_AGENT = f"$__conditionalAll(hasAny(queues, {many('queue')}), $queue)"
 #: Agents of the selected queues (their last login's queues), also when agent is "All".
-AGENTS_OF_QUEUES = (f"agent_id IN (SELECT agent_id FROM {DB}.agent_live FINAL WHERE {TENANT} "
-                    "AND $__conditionalAll(hasAny(queues, [${queue:singlequote}]), $queue))")
+AGENTS_OF_QUEUES = f"agent_id IN (SELECT agent_id FROM {DB}.agent_live FINAL WHERE {TENANT} AND {QUEUES_OF_AGENT})"
 
 
 def sl_by_variant(variant: str) -> str:
@@ -68,7 +87,7 @@ ABANDON_RATE = "(sum(abandoned) - sum(short_abandons)) / nullIf(sum(answered) + 
 AHT = "(sum(talk_ms) + sum(hold_ms) + sum(acw_ms)) / 1000 / nullIf(sum(handled), 0)"
 #: interval_kpis carries ASA per row; weighting by answered gives the ASA of the sum.
 ASA = "sum(ifNull(asa_s, 0) * answered) / nullIf(sum(answered), 0)"
-STEP = "toStartOfInterval(interval_start, INTERVAL ${step} minute)"
+STEP = "toStartOfInterval(interval_start, toIntervalMinute(greatest(1, toUInt32OrZero('${step:percentencode}'))))"
 
 STATE_COLORS = {"ready": "green", "busy": "blue", "acw": "purple", "not_ready": "orange", "logged_out": "text"}
 SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}
@@ -95,7 +114,7 @@ def channel_var() -> Json:
 
 def agent_var(*, multi: bool) -> Json:
     """Supervisors pick any agents of the chosen queues; an agent's own board takes one."""
-    where = f"{TENANT} AND $__conditionalAll(hasAny(queues, [${{queue:singlequote}}]), $queue)" if multi else TENANT
+    where = f"{TENANT} AND {QUEUES_OF_AGENT}" if multi else TENANT
     return query_variable("agent", "Agent", f"SELECT DISTINCT agent_id FROM {DB}.agent_live FINAL "
                           f"WHERE {where} ORDER BY agent_id", multi=multi, include_all=multi)
 
@@ -112,9 +131,9 @@ def _live(select: str, group: str = "queue") -> str:
     return (f"SELECT {select} FROM {DB}.kpi_live AS k "
             f"LEFT JOIN (SELECT queue, toString(sl_variant) AS variant, sl_goal AS goal, sl_threshold_s AS t "
             f"FROM {DB}.queue_settings FINAL WHERE {TENANT}) AS s ON s.queue = k.queue "
-            f"WHERE k.tenant = ${{tenant:singlequote}} AND k.window_minutes = ${{window}} AND k.queue != '' "
-            f"AND $__conditionalAll(k.queue IN (${{queue:singlequote}}), $queue) "
-            f"AND $__conditionalAll(k.channel IN (${{channel:singlequote}}), $channel) "
+            f"WHERE k.tenant = {one('tenant')} AND k.window_minutes = toUInt32OrZero('${{window:percentencode}}') AND k.queue != '' "
+            f"AND $__conditionalAll(has({many('queue')}, k.queue), $queue) "
+            f"AND $__conditionalAll(has({many('channel')}, k.channel), $channel) "
             f"GROUP BY {group} ORDER BY {group}")
 
 
@@ -150,7 +169,7 @@ def wallboard() -> Json:
     agents = stat(
         "Agents by state", "Agents logged in to the selected queues, by state now.",
         [target(f"SELECT state, count() AS agents FROM {DB}.agents_now WHERE {TENANT} AND state != 'logged_out' "
-                "AND $__conditionalAll(hasAny(queues, [${queue:singlequote}]), $queue) GROUP BY state ORDER BY state")],
+                f"AND {QUEUES_OF_AGENT} GROUP BY state ORDER BY state")],
         fieldconfig=field_config(unit="none", decimals=0, color_mode="fixed",
                                  overrides=[override_color(s, c) for s, c in STATE_COLORS.items()]),
         transformations=[rows_to_fields("state", "agents")])
@@ -358,7 +377,7 @@ ORDER BY time, agent_id""")],
 
 # --- 5. my performance (one agent) -------------------------------------------------------------
 
-MINE = f"{TENANT} AND agent_id = ${{agent:singlequote}} AND $__timeFilter(interval_start)"
+MINE = f"{TENANT} AND agent_id = {one('agent')} AND $__timeFilter(interval_start)"
 
 
 def my_performance() -> Json:
@@ -471,7 +490,7 @@ def client_report() -> Json:
 
 # --- 7. alerts --------------------------------------------------------------------------------
 
-TENANTS = "$__conditionalAll(tenant IN (${tenant:singlequote}), $tenant)"
+TENANTS = f"$__conditionalAll(has({many('tenant')}, tenant), $tenant)"
 
 
 def alerts() -> Json:

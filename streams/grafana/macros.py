@@ -126,7 +126,20 @@ FORMATS: dict[str, Callable[[Value], str]] = {
     "csv": lambda v: ",".join(v) if isinstance(v, list) else v,
     "raw": lambda v: ",".join(v) if isinstance(v, list) else v,
     "pipe": lambda v: "|".join(v) if isinstance(v, list) else v,
+    "percentencode": lambda v: _encode_uri_component_strict("{" + ",".join(v) + "}" if isinstance(v, list) else v),
 }
+
+
+def _encode_uri_component_strict(v: str) -> str:
+    """Grafana's encodeURIComponentStrict: encodeURIComponent, then ``!'()*`` as well."""
+    from urllib.parse import quote
+
+    return quote(v, safe="-_.~")
+
+
+def _queryparam(name: str, v: Value) -> str:
+    """Grafana's ``queryparam`` format: ``var-<name>=<value>`` per value, joined by ``&``."""
+    return "&".join(f"var-{name}={_encode_uri_component_strict(x)}" for x in (v if isinstance(v, list) else [v]))
 
 
 def _plugin_format(value: Value) -> str:
@@ -159,6 +172,8 @@ def interpolate(sql: str, variables: Mapping[str, Value], all_values: Mapping[st
                 return m.group()  # Grafana leaves names it does not know (macros among them)
         if fmt is None:
             return _plugin_format(value)
+        if fmt == "queryparam":
+            return _queryparam(name, value)
         if fmt not in FORMATS:
             raise MacroError(f"format {fmt!r} of {m.group()} is not emulated")
         return FORMATS[fmt](value)

@@ -341,3 +341,16 @@ def test_handled_contacts_subquery_equals_the_view(loaded: Loaded) -> None:
     counted = loaded.worker.query(f"SELECT count() FROM {handled_contacts(f'agent_id = {first!r}')} "
                                   f"WHERE agent_id = {first!r}")[0][0]
     assert counted == sum(r["agent_id"] == first and r["outcome"] == "answered" for r in truth)
+
+
+@pytest.mark.parametrize("tenant", ["nobody\\' OR 1=1 -- ", "acme' OR '1'='1", "acme\\"])
+def test_a_hostile_tenant_in_the_url_shows_nothing(loaded: Loaded, tenant: str) -> None:
+    """A viewer can put any value in `var-tenant=`: it stays one string, the engine decodes it
+    and no tenant has that name, so the client report shows nothing (`acme`'s is not empty)."""
+    for p in BOARDS["client-report.json"]["panels"]:
+        for t in p["targets"]:
+            _, rows = loaded.sql(loaded.expand(t["rawSql"], "client-report.json", tenant=tenant))
+            assert all(v in (None, 0) for r in rows for v in r if not isinstance(v, str)), \
+                f"{p['title']} shows figures for tenant {tenant!r}: {rows[:3]}"
+    _, rows = loaded.sql(loaded.expand(_panel("client-report.json", "Offered"), "client-report.json"))
+    assert rows[0][0] > 0
