@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from streams.settings import Settings
 from streams.sinks import rows
 from streams.sinks.writer import BatchWriter
 from streams.topics import AGENT_TABLE, ALERT_TABLE, INTERACTION_TABLE
-from streams.validate import Rejected, TopicKind, validate
+from streams.validate import MAX_MESSAGE_BYTES, Rejected, TopicKind, validate
 
 log = logging.getLogger("ccpulse.worker")
 
@@ -67,10 +68,26 @@ class Counters:
     first_event_at: float | None = None
 
 
+@dataclass
+class Limits:
+    """What the input caps (Settings.max_*) see: open contacts now, and when each was last logged."""
+
+    open_contacts: int = 0
+    contacts_held: int = 0
+    warned: dict[str, float] = field(default_factory=dict)
+
+
 def _dead_letter(rej: Rejected, m: Record) -> dict[str, Any]:
     value = m.value if isinstance(m.value, bytes) else (m.value or b"")
+    error = rej.error[:2000]
+    if len(value) > MAX_MESSAGE_BYTES:
+        # The dead letter must fit the broker's message limit (1 MB by default), or its send
+        # fails and the worker stops on the same batch for ever: keep the head and a hash.
+        error += (f" [payload truncated to its first {MAX_MESSAGE_BYTES:,} of {len(value):,} bytes; "
+                  f"sha256 of the whole {hashlib.sha256(value).hexdigest()}]")
+        value = value[:MAX_MESSAGE_BYTES]
     return {
-        "reason": rej.reason, "error": rej.error[:2000], "source_topic": m.topic,
+        "reason": rej.reason, "error": error, "source_topic": m.topic,
         "source_partition": m.partition, "source_offset": m.offset,
         "received_at_ms": int(time.time() * 1000),
         "key": m.key.decode("utf-8", "replace") if isinstance(m.key, bytes) else None,
@@ -197,6 +214,7 @@ def create_app(s: Settings) -> faust.App:
     # and one partition's newest event must not make another's events late or timed out.
     clocks: dict[int, Clock] = defaultdict(Clock)
     counters = Counters()
+    limits = Limits()
     timeout_ms = int(s.interaction_timeout_s * 1000)
     max_future_ms = int(s.max_future_s * 1000)
     retention_ms = int(s.state_retention_s * 1000)
@@ -656,6 +674,7 @@ def create_app(s: Settings) -> faust.App:
         # stood at the key's last event in the batch, as if events came one by one: a
         # replayed batch can span days of one partition.
         key_now: dict[bytes, int] = {}
+        msgs_of: dict[bytes, list[Record]] = {}
         for m, e in good:
             clock.observe(e.ts_ms)
             pclock = clocks[m.partition]
@@ -663,12 +682,27 @@ def create_app(s: Settings) -> faust.App:
             key = state_key(e.tenant, m.key)  # tenant and id: another tenant's id is another contact
             key_now[key] = pclock.watermark_ms
             by_key.setdefault(key, (m.partition, []))[1].append(sm.fact_of(e))
+            msgs_of.setdefault(key, []).append(m)
         # No await between reading and writing states: the timer cannot interleave.
         known = states(table)
         for key, (partition, facts) in by_key.items():
             now = key_now[key]
-            st = known.get(key) or adopt_legacy(known, key, partition) or sm.new_state()
-            if sm.merge(st, facts):
+            st = known.get(key) or adopt_legacy(known, key, partition)
+            if st is None:
+                if limits.open_contacts >= s.max_open_contacts:
+                    refuse(msgs_of[key], range(len(facts)), "too_many_open_contacts",
+                           f"this worker holds {limits.open_contacts:,} open contacts "
+                           f"(CCPULSE_MAX_OPEN_CONTACTS={s.max_open_contacts:,}); replay it once they close")
+                    continue
+                st = sm.new_state()
+                limits.open_contacts += 1
+            flagged = bool(st.get("o"))
+            facts, over = sm.admit(st, facts, s.max_events_per_interaction)
+            if over:
+                refuse(msgs_of[key], over, "too_many_events",
+                       f"contact {ident_of(key)} has its {s.max_events_per_interaction:,} events "
+                       f"(CCPULSE_MAX_EVENTS_PER_INTERACTION={s.max_events_per_interaction:,})")
+            if sm.merge(st, facts) or bool(st.get("o")) != flagged:
                 st["p"] = partition
                 f = sm.fold(st)
                 st["l"] = f.last_at  # the newest fact: the fold reads them in time order
@@ -693,6 +727,16 @@ def create_app(s: Settings) -> faust.App:
         intervals, queue_settings = kpi_rows()
         return finish_batch((rows.RAW_EVENTS_TABLE, raw_batch(good)),
                            (rows.KPI_INTERVALS_TABLE, intervals), (rows.QUEUE_SETTINGS_TABLE, queue_settings))
+
+    def refuse(msgs: list[Record], which: Any, reason: str, error: str) -> None:
+        """Valid events a limit keeps out: to the dead letters with the reason (replayable)."""
+        for i in which:
+            m = msgs[i]
+            sends.add(s.topic_dead_letters, m.partition, m.key, json.dumps(_dead_letter(Rejected(reason, error), m)).encode())
+            counters.dead_letters += 1
+        if limits.warned.get(reason, 0) + 60 < time.monotonic():
+            limits.warned[reason] = time.monotonic()
+            log.warning("%s: %s (dead-lettered)", reason, error)
 
     @batch_agent(agent_events_topic, "agent-events")
     async def agent_events(events: list[Any]) -> Awaitable[None]:
@@ -813,9 +857,11 @@ def create_app(s: Settings) -> faust.App:
             return  # not while recovering: a closed interaction must also leave the live figures
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
         oldest_open: dict[int, int] = {p: clocks[p].now_ms() for p in owned}
+        still_open = held = 0
         for key, st in list(table.data.items()):
             if st is None or st.get("p") not in owned:
                 continue
+            held += 1
             now = clocks[st["p"]].now_ms()
             if st["v"] == sm.version_of(st):
                 if now - st["l"] > retention_ms:
@@ -831,11 +877,18 @@ def create_app(s: Settings) -> faust.App:
                 store_state(key, st)
                 emit(key, record, st["p"])
             else:  # still open: the intervals from its first event on are not settled
+                still_open += 1
                 first = min(fact[0] for fact in st["f"].values())
                 if first < oldest_open[st["p"]]:
                     oldest_open[st["p"]] = first
         settled_before.clear()
         settled_before.update(oldest_open)
+        limits.open_contacts, limits.contacts_held = still_open, held
+        if still_open >= 0.8 * s.max_open_contacts and limits.warned.get("open", 0) + 60 < time.monotonic():
+            limits.warned["open"] = time.monotonic()
+            log.warning("%d open contacts, %.0f%% of CCPULSE_MAX_OPEN_CONTACTS (%d): new contacts beyond it go to "
+                        "the dead letters; add workers (partitions) or find the producer that never closes "
+                        "its contacts", still_open, 100 * still_open / s.max_open_contacts, s.max_open_contacts)
         store_clocks(owned, take_late(owned))  # late parts its closings found, with the records
         await send_or_exit(sends)
 
@@ -1181,6 +1234,10 @@ def create_app(s: Settings) -> faust.App:
                 "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
                 "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
                 "offsets_refetched": gaps.filled, "alerts": c.alerts, "broker_flavour": flavour,
+                "limits": {"open_contacts": limits.open_contacts, "max_open_contacts": s.max_open_contacts,
+                           "near_limit": limits.open_contacts >= 0.8 * s.max_open_contacts,
+                           "contacts_held": limits.contacts_held,
+                           "max_events_per_interaction": s.max_events_per_interaction},
                 "figures": {**figure_checks, "pending_late": late.pending()
                             + sum(len(kp.late_keys) for kp in kpis.values())},
                 "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         4 * 3600, gt=0, description="Close an interaction this long (event time) after its last event if its final event never came.")
     state_retention_s: float = Field(
         8 * 86400, gt=0, description="Keep a closed interaction's state this long for late events (CSAT, stragglers).")
+    max_events_per_interaction: int = Field(
+        500, ge=10, le=100_000, description="Events one contact may have; more go to the dead letters "
+                                            "(`too_many_events`) and its record is closed and flagged.")
+    max_open_contacts: int = Field(
+        1_000_000, ge=1, description="Open contacts one worker keeps; new contacts beyond go to the dead letters "
+                                     "(`too_many_open_contacts`, replayable). /health warns from 80 %.")
     max_future_s: float = Field(
         300.0, ge=0, le=86400, description="Events dated further ahead of the worker's clock go to the dead letters "
                                            "(`timestamp_in_future`); nearer ones are kept, but never move the event clock past the wall clock.")

@@ -48,8 +48,35 @@ def _sort_key(item: tuple[str, Fact]) -> tuple[int, int, str]:
 
 
 def new_state() -> State:
-    """f: facts by event id; x: closed by timeout; v: last emitted version."""
+    """f: facts by event id; x: closed by timeout; v: last emitted version; o (when set):
+    events were refused over the cap (``admit``)."""
     return {"f": {}, "x": 0, "v": 0}
+
+
+def admit(state: State, facts: list[tuple[str, Fact]], cap: int) -> tuple[list[tuple[str, Fact]], list[int]]:
+    """The facts the state may take under ``cap`` events, and the indexes of those refused.
+
+    A contact with more events than any real one has (a producer loop, an attack) would make
+    every fold and changelog message of it grow without bound. Known event ids (redeliveries)
+    are always admitted; new ones past the cap are refused, and the state is closed and
+    flagged (``o``) so its record says so.
+    """
+    known = state["f"]
+    room = cap - len(known)
+    admitted, refused, new = [], [], set()
+    for i, (eid, fact) in enumerate(facts):
+        if eid in known or eid in new:
+            admitted.append((eid, fact))
+        elif room > 0:
+            room -= 1
+            new.add(eid)
+            admitted.append((eid, fact))
+        else:
+            refused.append(i)
+    if refused and not state.get("o"):
+        state["o"] = 1
+        state["x"] = 1
+    return admitted, refused
 
 
 def merge(state: State, facts: Iterable[tuple[str, Fact]]) -> bool:
@@ -237,7 +264,7 @@ def is_complete(s: _Fold) -> bool:
 
 def version_of(state: State) -> int:
     """Monotonic in the state: more facts, or the same facts closed by the timeout."""
-    return 2 * len(state["f"]) + int(state["x"])
+    return 2 * len(state["f"]) + int(state["x"]) + 2 * int(state.get("o", 0))  # o: no fact comes after it
 
 
 def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> dict[str, Any]:
@@ -283,7 +310,7 @@ def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> d
         "csat": s.csat,
         "csat_at_ms": s.csat_at,
         "closed_by_timeout": bool(state["x"]) and not is_complete(s),
-        "anomalies": sorted(s.anomalies),
+        "anomalies": sorted([*s.anomalies, "too_many_events"] if state.get("o") else s.anomalies),
         "n_events": len(state["f"]),
         "version": version_of(state),
     }
@@ -327,7 +354,7 @@ def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int,
     if not state["f"] or state["v"] == version_of(state):
         return None  # nothing new since the last emission
     fold = s or _fold(state["f"])
-    if not is_complete(fold):
+    if not is_complete(fold) and not state.get("o"):  # over the cap: closed now
         if now_ms - fold.last_at < timeout_ms:  # last_at: the newest fact (they are folded in time order)
             return None
         state["x"] = 1

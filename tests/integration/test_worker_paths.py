@@ -1,6 +1,7 @@
 """The worker's other paths on real parts: bad input, timeouts, and queries through it."""
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +45,12 @@ def _start(env: dict[str, str], tmp_path: Path) -> Worker:
 
 def test_bad_messages_go_to_dead_letters_and_good_ones_still_count(pipeline_env: dict[str, str],
                                                                    tmp_path: Path) -> None:
-    worker = _start(pipeline_env, tmp_path)
+    """Every reason, once; and the caps: a contact past its event cap is closed and flagged,
+    new contacts past the open-contact cap wait in the dead letters, an oversized message's
+    dead letter fits the broker."""
+    env = dict(pipeline_env, CCPULSE_MAX_EVENTS_PER_INTERACTION="10", CCPULSE_MAX_OPEN_CONTACTS="6",
+               CCPULSE_INTERACTION_TIMEOUT_S="60")  # the open-contact count is refreshed every 6 s
+    worker = _start(env, tmp_path)
     try:
         good = [m for i in range(5) for m in map(from_event, call(f"g{i}", T0 + i * 1000))]
         ok = call("x", T0)[0]
@@ -58,26 +64,48 @@ def test_bad_messages_go_to_dead_letters_and_good_ones_still_count(pipeline_env:
             Outgoing("agent_events", b"a1", json.dumps(ok).encode()),
             Outgoing("events", b"x", json.dumps({**ok, "ts": "1970-01-01T00:00:00Z"}).encode()),
             Outgoing("events", b"x", json.dumps({**ok, "ts": "2999-01-01T00:00:00Z"}).encode()),
-            Outgoing("events", b"x", json.dumps({**ok, "note": "x" * 70_000}).encode()),
+            Outgoing("events", b"x", json.dumps({**ok, "note": "x" * 1_200_000}).encode()),  # over the broker's 1 MB
             Outgoing("events", b"x", json.dumps({**ok, "mood": "happy"}).encode()),
         ]
-        mixed = good[:10] + bad + good[10:]
-        send(pipeline_env, mixed)
-        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.dead_letters FINAL")[0][0] == len(bad), 60,
+        # A producer in a loop: 2 + 2 x 12 events on one contact, 10 allowed.
+        loop = [ev("offered", T0, "loop", 1, queue="sales"), ev("answered", T0 + 5_000, "loop", 2, agent_id="a2")]
+        loop += [ev(typ, T0 + 10_000 + k * 1000, "loop", 3 + k, ) for k, typ in
+                 enumerate(["hold_started", "hold_ended"] * 12)]
+        mixed = good[:10] + bad + good[10:] + [from_event(e) for e in loop]
+        send(env, mixed)
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.dead_letters FINAL")[0][0] == len(bad) + 16, 60,
                  "dead letters stored")
-        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == 5, 60,
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == 6, 60,
                  "good interactions stored")
-        reasons = sorted(r[0] for r in worker.query("SELECT reason FROM ccpulse.dead_letters FINAL"))
+        reasons = sorted(r[0] for r in worker.query("SELECT reason FROM ccpulse.dead_letters FINAL "
+                                                    "WHERE reason != 'too_many_events'"))
         assert reasons == sorted(["invalid_json", "invalid_utf8", "unknown_type", "missing_field",
                                   "invalid_value", "key_mismatch", "wrong_topic", "timestamp_too_old",
                                   "timestamp_in_future", "too_large", "unknown_field"])
         by_reason = dict(worker.query("SELECT reason, sum(messages) FROM ccpulse.dead_letters_by_reason GROUP BY reason"))
-        assert by_reason == {r: 1 for r in reasons}
-        payloads = {bytes.fromhex(r[0]) for r in worker.query("SELECT hex(payload) FROM ccpulse.dead_letters FINAL")}
-        assert payloads == {m.value for m in bad}
+        assert by_reason == {**{r: 1 for r in reasons}, "too_many_events": 16}
+        payloads = {bytes.fromhex(r[0]) for r in worker.query("SELECT hex(payload) FROM ccpulse.dead_letters FINAL "
+                                                              "WHERE reason != 'too_many_events'")}
+        huge = bad[9].value
+        assert payloads == {m.value for m in bad if m is not bad[9]} | {huge[:64 * 1024]}
+        (error,) = worker.query("SELECT error FROM ccpulse.dead_letters FINAL WHERE reason = 'too_large'")[0]
+        assert f"of {len(huge):,} bytes" in error and hashlib.sha256(huge).hexdigest() in error
+        refused = {json.loads(bytes.fromhex(r[0]))["event_id"] for r in worker.query(
+            "SELECT hex(payload) FROM ccpulse.dead_letters FINAL WHERE reason = 'too_many_events'")}
+        assert refused == {e["event_id"] for e in loop[10:]}  # the first ten are the contact's
         rows = worker.query("SELECT interaction_id, wait_ms, talk_ms, acw_ms FROM ccpulse.interactions FINAL "
-                            "ORDER BY interaction_id")
+                            "WHERE interaction_id != 'loop' ORDER BY interaction_id")
         assert rows == [(f"g{i}", 20_000, 120_000, 10_000) for i in range(5)]
+        assert worker.query("SELECT n_events, holds, closed_by_timeout, anomalies FROM ccpulse.interactions FINAL "
+                            "WHERE interaction_id = 'loop'") == [(10, 4, True, ["too_many_events"])]
+        # Open contacts: six new ones came, none is open now (the loop's is closed); six more
+        # may open, the other two wait in the dead letters.
+        wait_for(lambda: worker.health()["limits"]["open_contacts"] == 0, 30, "the open-contact count refreshed")
+        send(env, [from_event(ev("offered", T0 + 200_000 + i, f"open{i}", 1, queue="sales")) for i in range(8)])
+        wait_for(lambda: worker.query("SELECT count() FROM ccpulse.dead_letters FINAL "
+                                      "WHERE reason = 'too_many_open_contacts'")[0][0] == 2, 60, "the two refused")
+        wait_for(lambda: worker.health()["limits"]["open_contacts"] == 6, 30, "six open")
+        assert worker.health()["limits"]["near_limit"] is True
     finally:
         worker.stop()
 

@@ -223,3 +223,28 @@ def test_version_grows_with_facts_and_timeout() -> None:
     v2 = version_of(s)
     merge(s, [fact_of(parse_event(json.dumps(ev("answered", T0 + 1, 2, agent_id="a"))))])
     assert v1 < v2 < version_of(s)
+
+
+def test_a_contact_over_its_event_cap_is_closed_and_flagged_and_redeliveries_still_count() -> None:
+    from streams.state import admit
+
+    events = answered_call()[:2] + [ev("hold_started" if k % 2 == 0 else "hold_ended", T0 + 20_000 + k * 1000, 3 + k)
+                                    for k in range(10)]
+    facts = [fact_of(parse_event(json.dumps(e))) for e in events]
+    s = new_state()
+    took, refused = admit(s, facts[:5], cap=6)
+    assert (len(took), refused, s.get("o")) == (5, [], None)
+    merge(s, took)
+    record = due_record("i1", s, T0 + 21_000, 3_600_000)
+    assert record is None  # open, and recent: nothing to emit yet
+    before = version_of(s)
+    took, refused = admit(s, facts[:2] + facts[5:], cap=6)  # two redeliveries, then seven new
+    assert [eid for eid, _ in took] == [facts[0][0], facts[1][0], facts[5][0]] and refused == list(range(3, 9))
+    merge(s, took)
+    assert s["o"] == 1 and s["x"] == 1 and version_of(s) > before
+    record = due_record("i1", s, T0 + 21_000, 3_600_000)  # closed now, not after the timeout
+    assert record is not None and record["anomalies"] == ["too_many_events"] and record["n_events"] == 6
+    assert record["closed_by_timeout"] is True
+    took, refused = admit(s, facts, cap=6)  # everything again: the known six pass, nothing new
+    assert len(took) == 6 and refused == list(range(6, 12))
+    assert not merge(s, took) and due_record("i1", s, T0 + 30_000, 3_600_000) is None
