@@ -176,6 +176,9 @@ class ChdbClickHouse:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
+        # Typed queries run on a connection and a lock of their own: a slow one never holds
+        # up the writes (the engine runs both at once).
+        self._ro_lock = threading.Lock()
         self._readonly: Any = None  # the connection typed queries run on (untrusted_query)
         remove_stale_batch_files()
         if data_path_locked(path):
@@ -224,7 +227,7 @@ class ChdbClickHouse:
     def untrusted_query(self, sql: str) -> Result:
         """A query someone typed: made one statement by the engine's parser, checked on its
         parse tree, and run on a connection of its own that ``UNTRUSTED_SETTINGS`` bound."""
-        with self._lock:
+        with self._ro_lock:
             ro = self._untrusted()
             escaped = sql.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
             try:
@@ -253,7 +256,7 @@ class ChdbClickHouse:
         return self._readonly
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._ro_lock:
             if self._readonly is not None:
                 self._readonly.close()
             self._session.close()
@@ -274,6 +277,10 @@ class NativeClickHouse:
                               connect_timeout=5, send_receive_timeout=60,
                               settings={"use_numpy": False})
         self._lock = threading.Lock()
+        # Typed queries get a connection of their own: a slow one never holds up the writes.
+        self._typed = Client(host=host, port=port, user=user, password=password,
+                             connect_timeout=5, send_receive_timeout=60, settings={"use_numpy": False})
+        self._typed_lock = threading.Lock()
         version = self._call(lambda c: c.execute("SELECT version()"))[0][0]
         self.dialect = _dialect_of(version)
         # Only when missing: a read-only user (streams/access.py) may not run DDL at all.
@@ -281,14 +288,15 @@ class NativeClickHouse:
                                               {"d": database}))[0][0]:
             self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Any, typed: bool = False) -> Any:
         from clickhouse_driver import errors
 
-        with self._lock:
+        client, lock = (self._typed, self._typed_lock) if typed else (self._client, self._lock)
+        with lock:
             try:
-                return fn(self._client)
+                return fn(client)
             except (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError) as e:
-                self._client.disconnect()
+                client.disconnect()
                 raise ClickHouseUnavailable(
                     f"ClickHouse server {self._where} unreachable ({e.__class__.__name__}: {e}); "
                     "is it running? check clickhouse_url") from None
@@ -312,7 +320,7 @@ class NativeClickHouse:
         readonly = settings.pop("readonly")
         settings["readonly"] = readonly  # last: the limits are set before it locks them
         try:
-            rows, types = self._call(lambda c: c.execute(sql, with_column_types=True, settings=settings))
+            rows, types = self._call(lambda c: c.execute(sql, with_column_types=True, settings=settings), typed=True)
         except ClickHouseUnavailable:
             raise
         except ClickHouseError as e:
@@ -326,8 +334,9 @@ class NativeClickHouse:
             f"INSERT INTO {self.database}.{table} ({', '.join(cols)}) VALUES", data, columnar=True))
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._typed_lock:
             self._client.disconnect()
+            self._typed.disconnect()
 
 
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

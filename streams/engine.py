@@ -9,7 +9,9 @@ pipe. When the child dies, the call in flight raises ``ClickHouseUnavailable`` -
 sink retries it as an outage -- and the next call starts a new one.
 
 Frames both ways: a 4-byte big-endian length, then a pickle. Only this module's own child
-and parent read them.
+and parent read them. Typed queries (``untrusted_query``) travel on a second pair of pipes,
+served by a thread of their own on the engine's read-only connection: a slow one never
+holds up the writes on the first.
 """
 from __future__ import annotations
 
@@ -48,6 +50,20 @@ def _recv(inp: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
+class _Lane:
+    """The typed-query pipes of one child."""
+
+    def __init__(self, out: IO[bytes], inp: IO[bytes]) -> None:
+        self.out, self.inp, self.lock = out, inp, threading.Lock()
+
+    def close(self) -> None:
+        for f in (self.out, self.inp):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
 class EngineProcess:
     """``chdb://`` through a child process: the same interface as ``ChdbClickHouse``."""
 
@@ -57,6 +73,7 @@ class EngineProcess:
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
+        self._lane: _Lane | None = None
         self.starts = 0  # engines started: more than one means one died and was replaced
         self._start()
 
@@ -66,19 +83,30 @@ class EngineProcess:
         return child.pid if child is not None and child.returncode is None else None
 
     def _start(self) -> None:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "streams.engine", self.path, self.database, self.url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        req_r, req_w = os.pipe()  # typed queries: parent -> child
+        rep_r, rep_w = os.pipe()  # their answers: child -> parent
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "streams.engine", self.path, self.database, self.url, str(req_r), str(rep_w)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, pass_fds=(req_r, rep_w))
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        lane = _Lane(os.fdopen(req_w, "wb"), os.fdopen(rep_r, "rb"))
         try:
             reply = _recv(child.stdout)  # type: ignore[arg-type]
         except Exception as e:  # EOF: it died; anything else: it cannot be talked to either
             code = _end(child)
+            lane.close()
             raise ClickHouseUnavailable(f"the embedded engine process for {self.path} failed at start "
                                         f"(code {code}, {e!r}); its error is in the worker's log") from None
         if not reply["ok"]:
             _end(child)
+            lane.close()
             raise _error(reply)
-        self._child = child
+        if self._lane is not None:
+            self._lane.close()
+        self._child, self._lane = child, lane
         self.starts += 1
 
     def _call(self, *request: Any) -> Any:
@@ -109,7 +137,22 @@ class EngineProcess:
         return result
 
     def untrusted_query(self, sql: str) -> Result:
-        result: Result = self._call("untrusted_query", sql)
+        with self._lock:  # only to start a child if there is none: a moment
+            if self._child is None or self._child.poll() is not None:
+                self._child = None
+                self._start()
+            lane = self._lane
+        assert lane is not None
+        with lane.lock:
+            try:
+                _send(lane.out, ("untrusted_query", sql))
+                reply = _recv(lane.inp)
+            except Exception as e:  # the child died meanwhile: the next call starts another
+                raise ClickHouseUnavailable(f"the embedded engine process ended during a query ({e!r})",
+                                            retry_after=0.5) from None
+        if not reply["ok"]:
+            raise _error(reply)
+        result: Result = reply.get("value")
         return result
 
     def insert(self, table: str, batch: pa.Table) -> None:
@@ -131,6 +174,8 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+            if self._lane is not None:
+                self._lane.close()
 
 
 def _end(child: subprocess.Popen[bytes]) -> int:
@@ -166,7 +211,26 @@ def _reply(out: IO[bytes], obj: Any) -> None:
     out.flush()
 
 
-def serve(path: str, database: str, url: str) -> None:
+def _serve_typed(ch: ChdbClickHouse, inp: IO[bytes], out: IO[bytes]) -> None:
+    """The typed-query lane: one query at a time, beside the writes."""
+    while True:
+        try:
+            op, sql = _recv(inp)
+        except (EOFError, OSError):
+            return
+        try:
+            if op != "untrusted_query":
+                raise ClickHouseError(f"only typed queries on this lane, not {op!r}")
+            value = ch.untrusted_query(sql)
+        except ClickHouseError as e:
+            _reply(out, {"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable)})
+        except Exception as e:  # noqa: BLE001 -- that query fails, not the engine
+            _reply(out, {"ok": False, "error": f"query failed in the engine process: {e!r}"})
+        else:
+            _reply(out, {"ok": True, "value": value})
+
+
+def serve(path: str, database: str, url: str, typed_in: int | None = None, typed_out: int | None = None) -> None:
     # The worker decides when the engine stops (stdin closed, or the worker gone): a Ctrl-C
     # or a SIGTERM to the worker's process group must not end it before the worker's last write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -183,6 +247,9 @@ def serve(path: str, database: str, url: str) -> None:
                     "retry_after": getattr(e, "retry_after", 1.0)})
         return
     _send(out, {"ok": True})
+    if typed_in is not None and typed_out is not None:
+        threading.Thread(target=_serve_typed, args=(ch, os.fdopen(typed_in, "rb"), os.fdopen(typed_out, "wb")),
+                         daemon=True, name="typed-queries").start()
     while True:
         try:
             op, *args = _recv(inp)
@@ -213,4 +280,4 @@ def serve(path: str, database: str, url: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(*sys.argv[1:4])
+    serve(*sys.argv[1:4], *(int(fd) for fd in sys.argv[4:6]))

@@ -28,6 +28,7 @@ class BatchWriter:
         self._open = open_clickhouse
         self._ch: ClickHouse | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._typed_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clickhouse-typed")
         self._max_backoff = max_backoff_s
         self._failing: dict[str, str] = {}  # what (a table's write, a read) -> its last error
         self.rows_written: dict[str, int] = {}
@@ -96,6 +97,15 @@ class BatchWriter:
                 log.warning("ClickHouse %s recovered", what)
             return out
 
+    async def typed_query(self, sql: str) -> Result:
+        """A query someone typed (``ccpulse sql``), on threads of its own and the engine's
+        read-only lane: however slow, it never holds up a write."""
+        if self._closed:
+            raise asyncio.CancelledError("the ClickHouse writer is closed: the worker is stopping")
+        ch = self._ch if self._ch is not None else await self._run(lambda c: c)  # opened on the writer's thread
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._typed_pool, lambda: ch.untrusted_query(sql))
+
     async def run_sync(self, fn: Callable[[ClickHouse], T]) -> T:
         """Any work on the engine, on its one thread (a verify or recompute request)."""
         return await self._run(fn)
@@ -108,3 +118,4 @@ class BatchWriter:
         if self._ch is not None:
             self._pool.submit(self._ch.close).result(timeout=30)
         self._pool.shutdown(wait=True)
+        self._typed_pool.shutdown(wait=False, cancel_futures=True)

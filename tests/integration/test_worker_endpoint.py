@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.services import Worker, run_cli
+from streams.producer import from_event
+from tests.integration.pipeline_helpers import send
+from tests.services import Worker, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 CORPUS = Path(__file__).resolve().parents[1] / "attacks" / "worker_sql.txt"
@@ -41,6 +43,18 @@ def _get(port: int, path: str, headers: dict[str, str]) -> int:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+def _call(iid: str, t: int) -> list[dict[str, Any]]:
+    from datetime import datetime, timezone
+
+    def ev(typ: str, at: int, n: int, **kw: Any) -> dict[str, Any]:
+        ts = datetime.fromtimestamp(at / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+        return {"type": typ, "event_id": f"{iid}:{n}", "ts": ts, "tenant": "acme", "interaction_id": iid,
+                "channel": "voice", **kw}
+
+    return [ev("offered", t, 1, queue="sales"), ev("answered", t + 20_000, 2, agent_id="a1"),
+            ev("ended", t + 140_000, 3), ev("wrapup_ended", t + 150_000, 4)]
 
 
 class _Exfil(http.server.BaseHTTPRequestHandler):
@@ -89,6 +103,23 @@ def test_every_attack_in_the_corpus_is_refused_and_leaves_no_trace(pipeline_env:
         status, text = _post(worker.port, "/sql", {"sql": "SELECT count() FROM numbers(100000000000)"}, ok)
         assert status == 400 and ("TOO_MANY_ROWS" in text or "Timeout" in text or "TIMEOUT" in text), text[:300]
         assert time.monotonic() - started < 15
+        # A slow query (three 2.7 s sleeps, one after the other) does not hold up the writes:
+        # contacts sent after it started are stored long before it ends.
+        slow_sql = "SELECT " + " + ".join(f"(SELECT sum(sleepEachRow(0.9{k})) FROM numbers(3))" for k in range(3))
+        slow: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: slow.update(r=_post(worker.port, "/sql", {"sql": slow_sql}, ok),
+                                                          at=time.monotonic()))
+        started = time.monotonic()
+        t.start()
+        time.sleep(0.5)
+        send(env, [from_event(e) for i in range(20) for e in _call(f"w{i}", 1_767_258_000_000 + i * 1000)])
+        wait_for(lambda: worker.health()["rows_written"].get("interactions", 0) >= 20, 30, "the records stored")
+        stored_at = time.monotonic()
+        t.join(30)
+        assert slow["r"][0] == 200 and json.loads(slow["r"][1])["rows"] == [[0]], slow
+        assert slow["at"] - started > 7.5 and stored_at < slow["at"] - 1, \
+            (f"records stored {stored_at - started:.1f} s after the slow query began, which took "
+             f"{slow['at'] - started:.1f} s: the writes waited for it")
         # Who may ask: the token's holder, from a program.
         body = {"sql": "SELECT 1"}
         assert _post(worker.port, "/sql", body, {"Content-Type": "application/json"})[0] == 401
