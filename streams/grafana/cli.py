@@ -66,6 +66,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     if not args.url:
         raise cli_error("no Grafana URL: pass --url (Grafana's root, e.g. http://localhost:3000) or set GRAFANA_URL")
+    if args.clients:
+        return _push_clients(args)
     token = args.token or os.environ.get("GRAFANA_TOKEN")
     if not token and "@" not in (args.url or ""):
         raise cli_error("no Grafana token: pass --token (a service account token with the Admin role) or set "
@@ -89,6 +91,43 @@ def cmd_push(args: argparse.Namespace) -> int:
         raise cli_error(str(e)) from None
     print(f"published {len(lines) - 1} item(s) to {args.url}")
     return 0
+
+
+def _push_clients(args: argparse.Namespace) -> int:
+    """An organisation per client tenant with its own datasource user and report (push.push_clients)."""
+    from streams.grafana import alert_rules as ar
+    from streams.grafana.push import (CLIENT_DASHBOARDS, ClientPlan, PushError, check_grafana, client_datasource_payload,
+                                      client_password_env, connect, datasource_payload, push_clients)
+
+    admin_password = os.environ.get("GRAFANA_ADMIN_PASSWORD")
+    if not admin_password:
+        raise cli_error("client organisations are created by Grafana's admin (a service account token acts in one "
+                        "organisation only): set GRAFANA_ADMIN_PASSWORD (`ccpulse compose-env` wrote it to .env) "
+                        "and --admin-user if it is not admin")
+    tenants = sorted(set(args.client or []) | set(_centre(args).tenants))
+    if not tenants:
+        raise cli_error("no client tenants: name them in the centre file (CCPULSE_CENTRE_CONFIG) or pass --client T")
+    missing = [client_password_env(t) for t in tenants if not os.environ.get(client_password_env(t))]
+    if missing:
+        raise cli_error(f"no ClickHouse password for {', '.join(missing)}: set them as for the ClickHouse server "
+                        "(`ccpulse compose-env` wrote them to .env)")
+    try:
+        provisioning = yaml.safe_load(Path(args.datasource_file).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise cli_error(f"cannot read the datasource provisioning file {args.datasource_file}: {e}") from None
+    boards = {n: b for n, b in _dashboards().build_all().items() if n in CLIENT_DASHBOARDS}
+    try:
+        base = datasource_payload(provisioning, ar.DATASOURCE_UID, "-", args.clickhouse_host)
+        plans = [ClientPlan(t, client_datasource_payload(base, t, os.environ[client_password_env(t)]), boards)
+                 for t in tenants]
+        api = connect(args.url, (args.admin_user, admin_password))
+        check_grafana(api, args.url)
+        lines = push_clients(api, args.url, plans, args.folder)
+    except PushError as e:
+        raise cli_error(str(e)) from None
+    print(f"published {len(plans)} client organisation(s) to {args.url}: add each client's viewers to its "
+          "organisation only")
+    return 0 if lines else 1
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +158,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clickhouse-host", help="HOST[:PORT] of ClickHouse as Grafana reaches it (default: the file's)")
     p.add_argument("--webhook-url", help="where Grafana POSTs its alerts (default GRAFANA_ALERT_WEBHOOK_URL; "
                                          "without one, no contact point or route is published)")
+    p.add_argument("--clients", action="store_true",
+                   help="instead: an organisation per client tenant, its datasource as that client's ClickHouse "
+                        "user (client_<tenant>, password CLICKHOUSE_CLIENT_<TENANT>_PASSWORD) and its report; "
+                        "needs Grafana's admin (GRAFANA_ADMIN_PASSWORD)")
+    p.add_argument("--client", action="append", help="a client tenant (besides those of the centre file)")
+    p.add_argument("--admin-user", default="admin", help="Grafana's admin user for --clients (default admin)")
     p.add_argument("--datasource-file", default=str(GRAFANA_DIR / "provisioning" / "datasources" / "clickhouse.yaml"),
                    help="datasource provisioning file to publish (default the repository's)")
     p.set_defaults(fn=cmd_push)

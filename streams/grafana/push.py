@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from streams.grafana import alert_rules as ar
 
@@ -301,61 +301,14 @@ def push(api: Any, url: str, plan: Plan, say: Callable[[str], None] = print) -> 
         lines.append(line)
         say(line)
 
-    def step(what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except PushError:
-            raise
-        except Exception as e:
-            raise explain(e, url, what) from None
-
+    step = _stepper(url)
     version = check_grafana(api, url)
     org = check_token(api, url)
     check_plugin(api, url)
     note("grafana", f"{url} ({org})", f"version {version}")
 
-    ds = plan.datasource
-    have = step("reading the datasource", lambda: _get_or_none(lambda: api.datasource.get_datasource_by_uid(ds["uid"])))
-    if have:
-        try:
-            api.datasource.update_datasource_by_uid(ds["uid"], ds)
-            note("datasource", ds["uid"], "updated")
-        except Exception as e:
-            if not _provisioned(e):
-                raise explain(e, url, "updating the datasource") from None
-            note("datasource", ds["uid"], "skipped: provisioned from files on that Grafana")
-    else:
-        try:
-            api.datasource.create_datasource(ds)
-        except Exception as e:
-            if _status(e) == 409:
-                raise PushError(f"Grafana at {url} already has a datasource named {ds['name']!r} with another uid: "
-                                f"rename or delete it, since dashboards and rules look for uid {ds['uid']}") from None
-            raise explain(e, url, "creating the datasource") from None
-        note("datasource", ds["uid"], "created")
-
-    folder = step("reading the folder", lambda: _get_or_none(lambda: api.folder.get_folder(plan.folder)))
-    if folder is None:
-        step("creating the folder", lambda: api.folder.create_folder(plan.folder, uid=plan.folder))
-        note("folder", plan.folder, "created")
-    else:
-        note("folder", plan.folder, "exists")
-
-    for name, dash in sorted(plan.dashboards.items()):
-        body = dashboard_payload(dash, plan.folder)
-        uid = dash.get("uid", name)
-        current = step(f"reading dashboard {uid}", lambda: _get_or_none(lambda: api.dashboard.get_dashboard(uid)))
-        if dashboard_unchanged(current, body):
-            note("dashboard", uid, "unchanged")
-            continue
-        try:
-            api.dashboard.update_dashboard(body)
-        except Exception as e:
-            if _provisioned(e):
-                note("dashboard", uid, "skipped: provisioned from files on that Grafana")
-                continue
-            raise explain(e, url, f"publishing dashboard {uid}") from None
-        note("dashboard", uid, "updated" if current else "created")
+    publish_datasource(api, url, plan.datasource, note, step)
+    publish_dashboards(api, url, plan.folder, plan.dashboards, note, step)
 
     ap = api.alertingprovisioning
     if plan.webhook_url:
@@ -426,6 +379,133 @@ def push(api: Any, url: str, plan: Plan, say: Callable[[str], None] = print) -> 
                 if not _provisioned(e):
                     raise explain(e, url, "publishing the notification policy") from None
                 note("policy", ar.CONTACT_POINT, "skipped: provisioned from files on that Grafana")
+    return lines
+
+
+def _stepper(url: str) -> Callable[[str, Callable[[], Any]], Any]:
+    def step(what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except PushError:
+            raise
+        except Exception as e:
+            raise explain(e, url, what) from None
+    return step
+
+
+def publish_datasource(api: Any, url: str, ds: dict[str, Any], note: Callable[[str, str, str], None],
+                       step: Callable[[str, Callable[[], Any]], Any]) -> None:
+    """Create or update the datasource by uid, in the organisation ``api`` acts in."""
+    have = step("reading the datasource", lambda: _get_or_none(lambda: api.datasource.get_datasource_by_uid(ds["uid"])))
+    if have:
+        try:
+            api.datasource.update_datasource_by_uid(ds["uid"], ds)
+            note("datasource", ds["uid"], "updated")
+        except Exception as e:
+            if not _provisioned(e):
+                raise explain(e, url, "updating the datasource") from None
+            note("datasource", ds["uid"], "skipped: provisioned from files on that Grafana")
+    else:
+        try:
+            api.datasource.create_datasource(ds)
+        except Exception as e:
+            if _status(e) == 409:
+                raise PushError(f"Grafana at {url} already has a datasource named {ds['name']!r} with another uid: "
+                                f"rename or delete it, since dashboards and rules look for uid {ds['uid']}") from None
+            raise explain(e, url, "creating the datasource") from None
+        note("datasource", ds["uid"], "created")
+
+
+def publish_dashboards(api: Any, url: str, folder_uid: str, dashboards: Mapping[str, Mapping[str, Any]],
+                       note: Callable[[str, str, str], None], step: Callable[[str, Callable[[], Any]], Any]) -> None:
+    """The folder, then each dashboard (unchanged ones are left alone)."""
+    folder = step("reading the folder", lambda: _get_or_none(lambda: api.folder.get_folder(folder_uid)))
+    if folder is None:
+        step("creating the folder", lambda: api.folder.create_folder(folder_uid, uid=folder_uid))
+        note("folder", folder_uid, "created")
+    else:
+        note("folder", folder_uid, "exists")
+    for name, dash in sorted(dashboards.items()):
+        body = dashboard_payload(dash, folder_uid)
+        uid = dash.get("uid", name)
+        current = step(f"reading dashboard {uid}", lambda: _get_or_none(lambda: api.dashboard.get_dashboard(uid)))
+        if dashboard_unchanged(current, body):
+            note("dashboard", uid, "unchanged")
+            continue
+        try:
+            api.dashboard.update_dashboard(body)
+        except Exception as e:
+            if _provisioned(e):
+                note("dashboard", uid, "skipped: provisioned from files on that Grafana")
+                continue
+            raise explain(e, url, f"publishing dashboard {uid}") from None
+        note("dashboard", uid, "updated" if current else "created")
+
+
+# --- client organisations ------------------------------------------------------------------------
+
+#: What a client's organisation holds: its report, nothing of other tenants or of the floor.
+CLIENT_DASHBOARDS = ("client-report.json",)
+
+
+def client_org_name(tenant: str) -> str:
+    return f"ccpulse client {tenant}"
+
+
+def client_password_env(tenant: str) -> str:
+    """The variable holding the client user's password (the one streams/access.py names)."""
+    from streams.access import client_user
+
+    return f"CLICKHOUSE_{client_user(tenant).upper()}_PASSWORD"
+
+
+def client_datasource_payload(base: Mapping[str, Any], tenant: str, password: str) -> dict[str, Any]:
+    """The ops datasource, as the client's own ClickHouse user: same uid, so the dashboards work
+    unchanged, and the server's row filters decide what it sees, whatever a variable holds."""
+    from streams.access import client_user
+
+    return {**base, "isDefault": True, "jsonData": {**base["jsonData"], "username": client_user(tenant)},
+            "secureJsonData": {**base.get("secureJsonData", {}), "password": password}}
+
+
+@dataclass
+class ClientPlan:
+    tenant: str
+    datasource: dict[str, Any]
+    dashboards: dict[str, dict[str, Any]]
+
+
+def push_clients(api: Any, url: str, plans: list[ClientPlan], folder: str,
+                 say: Callable[[str], None] = print) -> list[str]:
+    """An organisation per client tenant (created by the admin, who becomes its admin), with the
+    datasource as that client's ClickHouse user and the client dashboards. Client viewers are
+    added to their organisation only: they never see the ops datasource."""
+    lines: list[str] = []
+
+    def note(kind: str, name: str, state: str) -> None:
+        line = f"{kind:12} {name:40} {state}"
+        lines.append(line)
+        say(line)
+
+    step = _stepper(url)
+    headers = api.client.s.headers
+    for cp in plans:
+        name = client_org_name(cp.tenant)
+        org = step(f"reading organisation {name}",
+                   lambda: _get_or_none(lambda: api.client.GET(f"/orgs/name/{quote(name, safe='')}")))
+        if org is None:
+            created = step(f"creating organisation {name}", lambda: api.client.POST("/orgs", json={"name": name}))
+            org_id = int(created["orgId"])
+            note("org", name, f"created (id {org_id})")
+        else:
+            org_id = int(org["id"])
+            note("org", name, f"exists (id {org_id})")
+        headers["X-Grafana-Org-Id"] = str(org_id)
+        try:
+            publish_datasource(api, url, cp.datasource, note, step)
+            publish_dashboards(api, url, folder, cp.dashboards, note, step)
+        finally:
+            headers.pop("X-Grafana-Org-Id", None)
     return lines
 
 

@@ -274,3 +274,35 @@ def test_cli_build_writes_dashboards_and_alerting(tmp_path: Path) -> None:
         assert yaml.safe_load(f.read_text()) == ar.build_alerting(load_centre(centre_file))[name]
     assert list((out / "dashboards").glob("*.json"))
     assert "1 alert rule(s) from the centre file" in p.stdout
+
+
+# --- client organisations ------------------------------------------------------------------------
+
+def test_a_client_organisation_queries_as_the_client_user_and_holds_only_its_report(
+        provisioning: dict[str, Any]) -> None:
+    from streams.access import users_xml
+    from streams.grafana.dashboards import build_all
+    from streams.grafana.push import CLIENT_DASHBOARDS, client_datasource_payload, client_org_name, client_password_env
+
+    base = datasource_payload(provisioning, ar.DATASOURCE_UID, "reader-pw")
+    ds = client_datasource_payload(base, "acme", "acme-pw")
+    assert ds["uid"] == base["uid"] == ar.DATASOURCE_UID  # the dashboards find it unchanged
+    assert ds["jsonData"]["username"] == "client_acme" and ds["secureJsonData"]["password"] == "acme-pw"
+    assert base["jsonData"]["username"] == "grafana" and base["secureJsonData"]["password"] == "reader-pw"
+    assert ds["isDefault"] is True
+    # the variable that holds the password is the one the ClickHouse users file reads
+    assert f'from_env="{client_password_env("acme")}"' in users_xml("ccpulse", ["acme"])
+    assert client_org_name("acme") != client_org_name("globex")
+    assert set(CLIENT_DASHBOARDS) <= set(build_all()) and "wallboard.json" not in CLIENT_DASHBOARDS
+
+
+def test_client_push_errors_say_what_to_do(tmp_path: Path) -> None:
+    p = run_cli(_env(tmp_path), "grafana", "push", "--url", "http://127.0.0.1:1", "--clients", "--client", "acme",
+                check=False)
+    assert p.returncode == 2 and "set GRAFANA_ADMIN_PASSWORD" in p.stderr
+    p = run_cli(_env(tmp_path, GRAFANA_ADMIN_PASSWORD="x"), "grafana", "push", "--url", "http://127.0.0.1:1",
+                "--clients", "--client", "acme", check=False)
+    assert p.returncode == 2 and "CLICKHOUSE_CLIENT_ACME_PASSWORD" in p.stderr
+    p = run_cli(_env(tmp_path, GRAFANA_ADMIN_PASSWORD="x", CLICKHOUSE_CLIENT_ACME_PASSWORD="y"), "grafana", "push",
+                "--url", "http://127.0.0.1:1", "--clients", "--client", "acme", check=False, timeout=60)
+    assert p.returncode == 2 and "127.0.0.1:1" in p.stderr and "Traceback" not in p.stderr
