@@ -248,3 +248,24 @@ def test_a_contact_over_its_event_cap_is_closed_and_flagged_and_redeliveries_sti
     took, refused = admit(s, facts, cap=6)  # everything again: the known six pass, nothing new
     assert len(took) == 6 and refused == list(range(6, 12))
     assert not merge(s, took) and due_record("i1", s, T0 + 30_000, 3_600_000) is None
+
+
+def test_a_state_at_its_event_cap_fits_in_one_changelog_message() -> None:
+    """The changelog keeps each contact's state in one message: at the cap, with every field
+    as long as the schema allows (128 four-byte characters), it still fits the 1 MB that
+    brokers accept by default, with room for the key and headers."""
+    import orjson
+
+    from streams.settings import Settings
+    from streams.state import admit
+
+    cap = Settings.model_fields["max_events_per_interaction"].default
+    big = "\U0001d538" * 128  # 𝔸: four bytes in UTF-8
+    events = [ev("transferred", T0 + k, 0, iid="i1", to_queue=big, agent_id=big) | {"event_id": f"{big[:120]}{k:08d}"}
+              for k in range(cap + 50)]
+    s = new_state()
+    took, refused = admit(s, [fact_of(parse_event(json.dumps(e))) for e in events], cap)
+    merge(s, took)
+    s.update(p=3, l=T0, k=["t" * 128, "q" * 128, "chat", [], None], a={big: [[T0, T0, T0]]})
+    size = len(orjson.dumps(s))
+    assert len(refused) == 50 and size < 900_000, f"{size:,} bytes at the cap of {cap}"
