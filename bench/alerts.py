@@ -59,7 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import (
+from bench.harness import (
     _env,
     _free_port,
     _health,

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import (_health, _note, bench_settings, check_alive, prepare, start_worker, stop_worker)
+from bench.harness import (_health, _note, bench_settings, check_alive, prepare, start_worker, stop_worker)
 
 AB_MONTH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anonymous-bank" / "calls-august.csv"
 

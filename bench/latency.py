@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import (_cpu_s, _health, _note, _rss_mb, bench_settings, check_alive, prepare,
+from bench.harness import (_cpu_s, _health, _note, _rss_mb, bench_settings, check_alive, prepare,
                             start_worker, stop_worker)
 from streams.settings import Settings
 

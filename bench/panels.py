@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.clickhouse import ClickHouse, connect
+from streams.clickhouse import ClickHouse
+from streams.connect import connect
 from streams.migrate import migrate
 
 DAY_MS = 86_400_000

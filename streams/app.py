@@ -35,7 +35,7 @@ from streams import recount
 from streams import verify
 from streams import state as sm
 from streams.centre import ConfigError, load_centre
-from streams.clickhouse import connect
+from streams.connect import connect
 from streams.clock import Clock, clock_key
 from streams.keys import ident_of, split_key, state_key
 from streams.webauth import ensure_token, refusal

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from streams.alerts import AlertRule
+from streams.rules import AlertRule
 from streams.settings import ConfigError  # one error type for every configuration problem
 
 SlVariant = Literal["abandons_count_against", "ignore_abandons", "abandons_within_t_ok",

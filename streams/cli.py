@@ -2,30 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from streams.settings import ConfigError, Settings, load_settings
+from streams.cliutil import CliError, print_result  # noqa: F401 -- the command line's own
+from streams.cliutil import replay_messages as _replay_messages
+from streams.cliutil import settings_of as _settings
+from streams.cliutil import sim_messages as _sim_messages
+from streams.settings import ConfigError, Settings
 
-
-class CliError(Exception):
-    """An error for a person: printed as one line with what to do next, exit code 2."""
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    if getattr(args, "config", None):
-        os.environ["CCPULSE_CONFIG"] = args.config
-    return load_settings()
-
-
-# --- commands -------------------------------------------------------------------------
 
 def cmd_config(args: argparse.Namespace) -> int:
     from streams.centre import load_centre
@@ -54,7 +44,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
-    from streams.clickhouse import ClickHouseError, connect
+    from streams.clickhouse import ClickHouseError
+    from streams.connect import connect
     from streams.migrate import migrate
 
     s = _settings(args)
@@ -143,7 +134,8 @@ def _preflight(s: Settings) -> None:
     from kafka.errors import KafkaError
 
     from streams.centre import load_centre
-    from streams.clickhouse import ClickHouseError, connect, data_path_locked
+    from streams.clickhouse import ClickHouseError, data_path_locked
+    from streams.connect import connect
 
     load_centre(s.centre_config)  # a bad centre file is the first thing to fix
     try:
@@ -208,25 +200,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sim_messages(args: argparse.Namespace) -> tuple[list[Any], dict[str, dict[str, Any]]]:
-    import random
-
-    from streams.producer import from_event
-    from streams.simulate import SimConfig, event_time_order, simulate
-
-    cfg = SimConfig(seed=args.seed, interactions=args.interactions,
-                    **({"start": args.start} if getattr(args, "start", None) else {}))
-    sim = simulate(cfg)
-    events = event_time_order(sim)
-    out = [from_event(e) for e in events]
-    rnd = random.Random(args.seed)
-    if args.duplicates:
-        out += [out[i] for i in rnd.sample(range(len(out)), int(len(out) * args.duplicates))]
-    if args.shuffle:
-        rnd.shuffle(out)
-    return out, sim.truth
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     from streams.producer import produce
 
@@ -242,22 +215,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     print(f"{len(truth):,} interactions, {len(messages):,} messages to {s.broker}")
     return 0
-
-
-def _replay_messages(path: Path, fmt: str) -> tuple[list[Any], Any]:
-    if not path.exists():
-        raise CliError(f"{path}: no such file")
-    from streams import replay
-    from streams.producer import Outgoing, from_event
-
-    try:
-        if fmt == "jsonl":
-            return [Outgoing(r.kind, r.key, r.value) for r in replay.iter_jsonl(path)], None
-        stats = replay.AnonymousBankStats()
-        events = [from_event(e) for e in replay.iter_anonymous_bank(path, stats=stats)]
-    except replay.ReplayError as e:
-        raise CliError(str(e)) from None
-    return events, stats
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -345,32 +302,6 @@ def _alerts_test(s: Settings, centre: Any, rule_name: str | None) -> int:
         raise CliError("a test notification was not delivered; check the URL, the secret and that the receiver "
                        "answers 2xx (see above)")
     return 0
-
-
-def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: Any = None) -> None:
-    out = out or sys.stdout
-    if fmt == "json":
-        out.write(json.dumps([dict(zip(columns, map(_plain, r))) for r in rows], default=str) + "\n")
-    elif fmt == "csv":
-        w = csv.writer(out)
-        w.writerow(columns)
-        w.writerows([[_plain(v) for v in r] for r in rows])
-    else:
-        cells = [[str(_plain(v)) for v in r] for r in rows]
-        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-        out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
-        out.write("  ".join("-" * w for w in widths) + "\n")
-        for r in cells:
-            out.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
-        out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

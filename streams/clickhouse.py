@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal, Protocol
-from urllib.parse import unquote, urlparse
+
 
 import pyarrow as pa
 
@@ -337,35 +336,3 @@ class NativeClickHouse:
         with self._lock, self._typed_lock:
             self._client.disconnect()
             self._typed.disconnect()
-
-
-_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def connect(url: str, database: str = "ccpulse", own_process: bool = False) -> ClickHouse:
-    """Open the engine a URL names (see the module docstring for the two forms).
-
-    ``own_process``: run an embedded engine in a child process (streams/engine.py), as the
-    worker does; no effect on a server URL."""
-    u = urlparse(url)
-    if u.scheme == "chdb":
-        path = url[len("chdb://"):]
-        if not path:
-            raise ClickHouseError("chdb URL needs a path: chdb://.ccpulse/chdb or chdb:///abs/path")
-        if not _DB_NAME.match(database):
-            raise ClickHouseError(f"bad database name {database!r}")
-        if own_process:
-            from streams.engine import EngineProcess
-
-            return EngineProcess(path, database, url)
-        return ChdbClickHouse(path, database, url)
-    if u.scheme == "clickhouse":
-        db = (u.path or "/").strip("/") or database
-        if not _DB_NAME.match(db):
-            raise ClickHouseError(f"bad database name {db!r} in {url}")
-        try:
-            return NativeClickHouse(u.hostname or "127.0.0.1", u.port or 9000, unquote(u.username or "default"),
-                                    unquote(u.password or ""), db, url)
-        except ClickHouseUnavailable:
-            raise
-    raise ClickHouseError(f"unknown ClickHouse URL {url!r}: use chdb://path or clickhouse://user:pass@host:9000/db")

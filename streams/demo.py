@@ -42,7 +42,9 @@ def _is_local_broker(s: Settings) -> bool:
 
 def run_demo(s: Settings, args: argparse.Namespace) -> int:
     from streams import devstack
-    from streams.cli import CliError, _replay_messages, _sim_messages, print_result
+    from streams.cliutil import CliError, print_result
+    from streams.cliutil import replay_messages as _replay_messages
+    from streams.cliutil import sim_messages as _sim_messages
     from streams.producer import produce
     from streams.topics import create_topics
 
@@ -107,7 +109,7 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
 
 
 def _check_alive(worker: subprocess.Popen, log_path: Path) -> None:
-    from streams.cli import CliError
+    from streams.cliutil import CliError
 
     if worker.poll() is not None:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
@@ -115,7 +117,7 @@ def _check_alive(worker: subprocess.Popen, log_path: Path) -> None:
 
 
 def _wait_ready(s: Settings, worker: subprocess.Popen, log_path: Path, timeout: float) -> None:
-    from streams.cli import CliError
+    from streams.cliutil import CliError
 
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -133,7 +135,7 @@ def _wait_ready(s: Settings, worker: subprocess.Popen, log_path: Path, timeout: 
 def _wait_processed(s: Settings, worker: subprocess.Popen, log_path: Path, produced: int,
                     timeout: float) -> dict[str, Any]:
     """Until every produced message is consumed and every emitted record is stored."""
-    from streams.cli import CliError
+    from streams.cliutil import CliError
 
     start = time.monotonic()
     tty = sys.stderr.isatty()
@@ -163,7 +165,7 @@ def _wait_processed(s: Settings, worker: subprocess.Popen, log_path: Path, produ
 def _wait_recounted(s: Settings, worker: subprocess.Popen, log_path: Path, timeout: float) -> dict[str, Any] | None:
     """Until the intervals that late or historic data changed past the stream's lateness
     horizon are recounted from their stored records (the worker's figure check)."""
-    from streams.cli import CliError
+    from streams.cliutil import CliError
 
     h = _health(s)
     if not h["figures"]["pending_late"]:

@@ -9,7 +9,8 @@ import json
 import urllib.error
 import urllib.request
 
-from streams.clickhouse import ClickHouseError, ClickHouseUnavailable, Result, connect
+from streams.clickhouse import ClickHouseError, ClickHouseUnavailable, Result
+from streams.connect import connect
 from streams.settings import Settings
 
 

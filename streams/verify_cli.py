@@ -47,7 +47,8 @@ def configure(add: Any) -> None:
 def check(s: Settings, start: date | None, end: date | None, tenant: str | None, repair: bool,
           source: str) -> dict[str, Any]:
     from streams.centre import load_centre
-    from streams.clickhouse import ClickHouseError, ClickHouseUnavailable, connect
+    from streams.clickhouse import ClickHouseError, ClickHouseUnavailable
+    from streams.connect import connect
     from streams.recount import quote
     from streams.verify import day_range, run
 
@@ -114,7 +115,8 @@ def _report(out: dict[str, Any], as_json: bool, verb: str) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from streams.cli import CliError, _settings
+    from streams.cliutil import CliError
+    from streams.cliutil import settings_of as _settings
 
     try:
         out = check(_settings(args), args.start, args.end, args.tenant, args.repair, "verify")
@@ -127,7 +129,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_recompute(args: argparse.Namespace) -> int:
-    from streams.cli import CliError, _settings
+    from streams.cliutil import CliError
+    from streams.cliutil import settings_of as _settings
 
     if args.end < args.start:
         raise CliError("--to is before --from")

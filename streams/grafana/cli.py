@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,10 @@ GRAFANA_DIR = Path(__file__).resolve().parents[2] / "grafana"
 
 
 def cli_error(message: str) -> Exception:
-    """The command line's CliError (printed as one line, exit 2). Under ``python -m streams.cli``
-    the running module is ``__main__``, a second copy of streams.cli whose main() catches only
-    its own CliError, so take the class from whichever copy is running."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    cls = getattr(main, "CliError", None) if spec is not None and spec.name == "streams.cli" else None
-    if cls is None:
-        from streams.cli import CliError as cls
-    return cls(message)
+    """The command line's error: printed as one line, exit 2."""
+    from streams.cliutil import CliError
+
+    return CliError(message)
 
 
 def _centre(args: argparse.Namespace) -> Any:
@@ -30,7 +24,7 @@ def _centre(args: argparse.Namespace) -> Any:
 
     if args.centre:
         return load_centre(args.centre)
-    from streams.cli import _settings
+    from streams.cliutil import settings_of as _settings
 
     return load_centre(_settings(args).centre_config)
 

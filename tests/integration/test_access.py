@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from streams.access import OTHER_TABLES, TENANT_TABLES, Password, client_user, users_xml
-from streams.clickhouse import connect
+from streams.connect import connect
 from streams.migrate import migrate
 from streams.sinks import rows
 from tests.streams.test_clickhouse import RECORD
@@ -106,7 +106,7 @@ def test_a_client_sees_only_its_own_tenant(access_db: tuple) -> None:
 
 _SEED = """
 import sys
-from streams.clickhouse import connect
+from streams.connect import connect
 from streams.migrate import migrate
 from streams.sinks import rows
 from tests.streams.test_clickhouse import RECORD

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.clickhouse import connect
+from streams.connect import connect
 from streams.producer import from_event
 from streams.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
@@ -180,7 +180,7 @@ def test_three_sigkills_at_random_points_lose_nothing_and_count_nothing_twice(
 
 def _engine_pid(worker: Worker) -> int | None:
     """The worker's embedded-engine process (streams/engine.py), read from /proc, not /health."""
-    from bench.pipeline import child_pids
+    from bench.harness import child_pids
 
     assert worker.proc is not None
     return next(iter(child_pids(worker.proc.pid)), None)

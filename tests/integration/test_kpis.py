@@ -140,7 +140,7 @@ def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], parti
             break
     sql = ("INSERT INTO ccpulse.kpi_interval_parts (tenant, queue, channel, interval_start, source_partition, "
            f"offered, answered, version) VALUES ('{t}', '{q}', '{c}', toDateTime({start // 1000}), {p}, 5, 5, 1)")
-    code = ("import sys; from streams.clickhouse import connect; "
+    code = ("import sys; from streams.connect import connect; "
             "ch = connect(sys.argv[1]); ch.command(sys.argv[2]); ch.close()")
     subprocess.run([sys.executable, "-c", code, env["CCPULSE_CLICKHOUSE_URL"], sql], cwd=REPO, check=True)
     return (t, q, c, start)

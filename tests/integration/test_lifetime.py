@@ -195,7 +195,7 @@ def test_tenants_reusing_ids_keep_their_own_contacts_and_agents(pipeline_env: di
 def _plant(env: dict[str, str], db: str, key: tuple[str, str, str, int], partition: int) -> None:
     """A wrong row as drift leaves one: a newer version of a finished interval, 5 too many."""
     t, q, c, start = key
-    code = ("import sys, time; from streams.clickhouse import connect; ch = connect(sys.argv[1]); "
+    code = ("import sys, time; from streams.connect import connect; ch = connect(sys.argv[1]); "
             "ch.command(sys.argv[2].replace('VERSION', str(int(time.time() * 1000)))); ch.close()")
     cols = ["tenant", "queue", "channel", "interval_start", "local_day", "source_partition", *kpi.FIELDS,
             "sl_threshold_s", "short_abandon_s"]

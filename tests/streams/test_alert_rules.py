@@ -22,7 +22,8 @@ import yaml
 from streams import kpi
 from streams.alerts import BAD_WHEN, QUEUE_METRICS, Figures, value_of
 from streams.centre import CentreConfig, load_centre
-from streams.clickhouse import ClickHouse, connect
+from streams.clickhouse import ClickHouse
+from streams.connect import connect
 from streams.grafana import alert_rules as ar
 from streams.migrate import migrate
 from streams.sinks import rows

@@ -8,7 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from streams.clickhouse import ClickHouse, ClickHouseUnavailable, connect, data_path_locked
+from streams.clickhouse import ClickHouse, ClickHouseUnavailable, data_path_locked
+from streams.connect import connect
 from streams.migrate import load_migrations, migrate
 from streams.sinks import rows
 
@@ -105,7 +106,7 @@ def test_second_process_sees_locked_embedded_path(tmp_path: Path) -> None:
     import sys
 
     path = tmp_path / "locked"
-    holder = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse import connect; import time; "
+    holder = subprocess.Popen([sys.executable, "-c", f"from streams.connect import connect; import time; "
                                f"c = connect('chdb://{path}'); print('ok', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -168,7 +169,7 @@ def test_engine_process_ends_with_its_parent_and_frees_the_data_path(tmp_path: P
     import time
 
     path = tmp_path / "orphan"
-    parent = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse import connect; import time; "
+    parent = subprocess.Popen([sys.executable, "-c", f"from streams.connect import connect; import time; "
                                f"c = connect('chdb://{path}', own_process=True); print(c.pid, flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -194,7 +195,7 @@ def test_an_engine_busy_in_a_long_query_still_ends_with_its_parent(tmp_path: Pat
     import time
 
     path = tmp_path / "busy"
-    parent = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse import connect; "
+    parent = subprocess.Popen([sys.executable, "-c", f"from streams.connect import connect; "
                                f"c = connect('chdb://{path}', own_process=True); print(c.pid, flush=True); "
                                "c.query('SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 0')"],
                               stdout=subprocess.PIPE, text=True)
