@@ -231,6 +231,7 @@ def create_app(s: Settings) -> faust.App:
     live_version = {"last": 0}
     clock_written: dict[int, int] = {}  # partition -> the clock last stored on its changelog
     settled_before: dict[int, int] = {}  # partition -> first event of its oldest open contact
+    restart_ranges: dict[int, list[tuple[int, int]]] = {}  # partition -> what its last rebuild recounts
     late = verify.LateSpans()  # periods past the lateness horizon to recount, per partition
     confirmations = verify.Confirmations()
     figure_checks: dict[str, Any] = {"passes": 0, "repaired": 0, "differences_open": 0, "last_at": None,
@@ -390,6 +391,7 @@ def create_app(s: Settings) -> faust.App:
         for p, items in by_p.items():
             kp = kpis[p] = PartitionKpis(p, centre.windows.lateness_s * 1000, centre.windows.rolling_minutes)
             kp.rebuild(items, clocks[p].now_ms())
+            restart_ranges[p] = verify.spans(k[3] for k in kp.rebuilt_keys)
         kpi_gen["built"] = kpi_gen["want"]
         to_reconcile.update(by_p)
         log.info("KPI aggregates rebuilt for partitions %s from %d interactions", sorted(owned),
@@ -976,6 +978,9 @@ def create_app(s: Settings) -> faust.App:
         confirmed = confirmations.confirm(found, in_scope)
         settled = {p for p, checked in ripe.items()
                    if checked and late.settle(p, checked, [d.key[4] for d in found if d.key[0] == p], pass_start)}
+        for p in settled:
+            if not late.as_stored(p):
+                restart_ranges.pop(p, None)  # a restart's recount is done with the spans
         if settled:
             store_clocks(settled, settled)
             await send_or_exit(sends)
@@ -1006,8 +1011,16 @@ def create_app(s: Settings) -> faust.App:
         figure_checks["examples"] = [d.describe() for d in confirmed[:3]]
         now_ms = int(time.time() * 1000)
         await writer.write(rows.KPI_INTERVALS_TABLE, verify.repair_batch(centre, settings, direct, next_version()))
-        for source in ("late", "worker"):  # recounted on purpose, or drift the rolling check found
-            mine = [d for d in confirmed if any(lo <= d.key[4] < hi for lo, hi in ripe.get(d.key[0], ())) == (source == "late")]
+        def source_of(d: Any) -> str:
+            """restart: a rebuild's recount of what its predecessor may not have written; late:
+            late data recounted on purpose; worker: drift the rolling check found."""
+            p, start = d.key[0], d.key[4]
+            if any(lo <= start < hi for lo, hi in restart_ranges.get(p, ())):
+                return "restart"
+            return "late" if any(lo <= start < hi for lo, hi in ripe.get(p, ())) else "worker"
+
+        for source in ("restart", "late", "worker"):
+            mine = [d for d in confirmed if source_of(d) == source]
             await writer.write(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch(mine, now_ms, "repaired", source))
 
     @app.page("/verify")

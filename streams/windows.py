@@ -63,6 +63,8 @@ class PartitionKpis:
     #: Intervals past the lateness horizon that a late part changed: recounted from the
     #: records once those are stored (streams/verify.py), since the stream keeps them no more.
     late_keys: set[Key] = field(default_factory=set)
+    #: Of those, the ones the last rebuild named (a restart's recount, not late data).
+    rebuilt_keys: set[Key] = field(default_factory=set)
     #: Intervals before this were dropped by ``expire`` (judged by the clock moved on by wall
     #: time): a part there is late even when its own event time makes it look recent.
     expired_before: int = 0
@@ -162,7 +164,7 @@ class PartitionKpis:
         self.minutes.clear()
         self.waiting.clear()
         self.rescan.clear()
-        late, examples = self.late_updates, list(self.late_examples)
+        late, examples, before = self.late_updates, list(self.late_examples), set(self.late_keys)
         for iid, e in items:
             for part in e[3]:
                 kpi.upgrade(part[1])  # in place: the state keeps the entry it retracts later
@@ -171,6 +173,7 @@ class PartitionKpis:
         # (``late_keys``): the process before may have folded them inside the horizon, moved
         # its clock past them in the same batch and died before writing that batch's rows.
         self.late_updates, self.late_examples = late, examples
+        self.rebuilt_keys = self.late_keys - before
         self.dirty = set(self.intervals)
 
     def mark_settled(self, entry: Entry, now_ms: int) -> None:

@@ -250,11 +250,12 @@ def test_a_wrong_row_is_found_by_verify_and_repaired_by_the_worker(
                  "the worker to repair the row")
         assert worker.query("SELECT tenant, queue, channel, toUnixTimestamp(interval_start), offered "
                             f"FROM {db}.kpi_intervals_15m ORDER BY 1, 2, 3, 4") == before
-        # (late CSATs past the one-hour horizon were recounted too: only the planted row here)
+        # (late CSATs past the one-hour horizon were recounted too: only the planted row here;
+        # the embedded engine's worker was restarted, and a restart recounts what it rebuilt)
         assert worker.query(f"SELECT fields, stored[1] - recounted[1], action, source FROM {db}.figure_repairs "
                             f"WHERE interval_start = toDateTime({key[3]}) AND tenant = '{key[0]}' "
                             f"AND queue = '{key[1]}' AND source_partition = {part} AND stored[1] > recounted[1]") \
-            == [(["offered"], 5, "repaired", "worker")]
+            == [(["offered"], 5, "repaired", "worker" if engine == "server" else "restart")]
         if engine == "chdb":
             assert verify(env)[0] == 0  # through the running worker
     finally:
