@@ -178,15 +178,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     s = _settings(args)
     _preflight(s)
     app = create_app(s)
-    # The worker keeps hundreds of thousands of small, acyclic objects (interaction and
-    # agent states); with CPython's default thresholds (700, 10, 10) the collector kept
-    # rescanning them and took a fifth of the worker's time. Collecting less often: 8,600
-    # → 11,900 events/s (bench, 394,000 events) at 50,000, for about 80 MB more peak RSS.
-    # At 200,000 the collector's time over the 196,000-event bench fell from about 2.0 s
-    # (48 young, 2 middle collections; timed with gc.callbacks) to 0.6-0.9 s, RSS unchanged;
-    # at 1,000,000 (a young pass then scans at most that many objects, a few hundred ms):
-    # 23,000-24,000 against 18,300-21,600 events/s, a month's replay 18-19 s against
-    # 19-23 s (alternating runs), RSS within 15 MB, p99 event-to-ClickHouse 609 ms.
+    # The worker keeps hundreds of thousands of small, acyclic objects (interaction and agent
+    # states); with CPython's default thresholds the collector keeps rescanning them. Collect
+    # young objects every million allocations instead (figures: docs/testing.md, "gc").
     gc.set_threshold(1_000_000, 20, 100)
 
     class Worker(faust.Worker):

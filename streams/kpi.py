@@ -1,10 +1,10 @@
 """Contact-centre KPI maths, pure: what one interaction adds to which interval, and the
-formulas over the summed counts (../shared/docs/kpi-definitions.md).
+formulas over the summed counts (docs/kpis.md).
 
 Everything is additive integer counts and millisecond sums, so partial figures from
 several partitions or workers add up exactly, and a corrected interaction is applied as
 "subtract what it added before, add what it adds now". The same rules are written in SQL
-in sql/migrations/003_kpi.sql; a test holds the two to equal results.
+in sql/migrations/004_kpi_sql_views.modern.sql; a test holds the two to equal results.
 
 Where a contact is counted (the interval is the one its timestamp falls in):
 - ``offered``: when it was first offered.

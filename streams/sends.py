@@ -55,7 +55,7 @@ class PartitionBatches:
         """Send every pending message and wait until the broker has acknowledged them.
 
         Faust's flush before a commit neither waits reliably nor checks delivery
-        (tests/README: faust internals), so the caller's batch is acked -- and its offsets
+        (faust's Producer.flush returns before the broker answers, and a failed send is only logged), so the caller's batch is acked -- and its offsets
         become committable -- only after this returns.
 
         A failure is final for this buffer: the send that failed may have carried another
