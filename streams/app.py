@@ -37,7 +37,7 @@ from streams import state as sm
 from streams.centre import ConfigError, load_centre
 from streams.connect import connect
 from streams.clock import Clock, clock_key
-from streams.keys import ident_of, split_key, state_key
+from streams.keys import ident_of, partition_of, split_key, state_key
 from streams.webauth import ensure_token, refusal
 from streams.gaps import GapFiller
 from streams.inbox import Inbox, Record
@@ -461,12 +461,10 @@ def create_app(s: Settings) -> faust.App:
         live_version["last"] = v
         return v
 
-    from kafka.partitioner.default import murmur2
-
     agent_partitions: dict[str, int] = {}
 
     def group_partition(key: bytes) -> int:
-        return (murmur2(key) & 0x7FFFFFFF) % s.partitions
+        return partition_of(key, s.partitions)
 
     def evaluate_alerts(key: bytes, st: dict[str, Any]) -> list[dict[str, Any]]:
         """Sum the partitions' live figures of one queue and step every matching rule."""
@@ -510,7 +508,7 @@ def create_app(s: Settings) -> faust.App:
         """The partition Kafka's default partitioner gives an agent id (murmur2, as producers do)."""
         p = agent_partitions.get(agent)
         if p is None:
-            p = agent_partitions[agent] = (murmur2(agent.encode()) & 0x7FFFFFFF) % s.partitions
+            p = agent_partitions[agent] = partition_of(agent.encode(), s.partitions)
         return p
 
     def tell_agents(iid: str, st: sm.State, f: Any, changed: bool) -> None:
@@ -857,7 +855,7 @@ def create_app(s: Settings) -> faust.App:
         """Close interactions whose final event never came; forget long-closed ones."""
         if not ensure_kpis():
             return  # not while recovering: a closed interaction must also leave the live figures
-        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
+        owned = owned_partitions()
         oldest_open: dict[int, int] = {p: clocks[p].now_ms() for p in owned}
         still_open = held = 0
         for key, st in list(table.data.items()):

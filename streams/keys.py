@@ -25,3 +25,11 @@ def split_key(key: bytes) -> tuple[str | None, str]:
 
 def ident_of(key: bytes) -> str:
     return split_key(key)[1]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as every producer uses) gives a key:
+    where a message keyed so lands, and so which worker holds its state."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -128,12 +128,12 @@ def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], parti
     """Store a row the way a worker killed before rewriting it leaves one: a partition's
     figures for an interval none of that partition's contacts is in (a transferred
     contact's first queue). Rebuilt aggregates must zero it, or it counts for good."""
-    from kafka.partitioner.default import murmur2
+    from streams.keys import partition_of
 
     expected = independent_intervals(truth)
     for p in range(partitions):
         mine = independent_intervals({k: r for k, r in truth.items()
-                                      if (murmur2(k.encode()) & 0x7FFFFFFF) % partitions == p})
+                                      if partition_of(k.encode(), partitions) == p})
         free = sorted(set(expected) - set(mine))
         if free:
             t, q, c, start = free[0]

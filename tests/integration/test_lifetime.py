@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka.partitioner.default import murmur2
+from streams.keys import partition_of
 
 from streams import kpi
 from streams.producer import from_event
@@ -118,7 +118,7 @@ def _on_partition(prefix: str, partition: int, n: int, partitions: int = 4) -> l
     out, i = [], 0
     while len(out) < n:
         iid = f"{prefix}-{i}"
-        if (murmur2(iid.encode()) & 0x7FFFFFFF) % partitions == partition:
+        if partition_of(iid.encode(), partitions) == partition:
             out.append(iid)
         i += 1
     return out

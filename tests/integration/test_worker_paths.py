@@ -31,10 +31,10 @@ def call(iid: str, t: int) -> list[dict[str, Any]]:
 
 def same_partition_as(key: str, partitions: int) -> str:
     """Another interaction id that Kafka's default partitioner puts on the same partition."""
-    from kafka.partitioner.default import murmur2
+    from streams.keys import partition_of
 
-    want = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-    return next(k for i in range(1000) if (murmur2((k := f"later{i}").encode()) & 0x7FFFFFFF) % partitions == want)
+    want = partition_of(key.encode(), partitions)
+    return next(k for i in range(1000) if partition_of((k := f"later{i}").encode(), partitions) == want)
 
 
 def _start(env: dict[str, str], tmp_path: Path) -> Worker:
