@@ -39,12 +39,13 @@ from streams.connect import connect
 from streams.clock import Clock, clock_key
 from streams.keys import ident_of, partition_of, split_key, state_key
 from streams.webauth import ensure_token, refusal
+from streams.figures import FigureChecker
 from streams.gaps import GapFiller
 from streams.inbox import Inbox, Record
 from streams.inbox import ack as ack_batch
 from streams.inbox import track as track_batch
 from streams.inbox import install as use_inboxes
-from streams.windows import INTERVAL_MS, PartitionKpis, entry_of, floor
+from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
 from streams.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
@@ -233,7 +234,6 @@ def create_app(s: Settings) -> faust.App:
     settled_before: dict[int, int] = {}  # partition -> first event of its oldest open contact
     restart_ranges: dict[int, list[tuple[int, int]]] = {}  # partition -> what its last rebuild recounts
     late = verify.LateSpans()  # periods past the lateness horizon to recount, per partition
-    confirmations = verify.Confirmations()
     figure_checks: dict[str, Any] = {"passes": 0, "repaired": 0, "differences_open": 0, "last_at": None,
                                      "examples": []}
     app.ccpulse = {"writer": writer, "clock": clock, "counters": counters, "table": table,  # type: ignore[attr-defined]
@@ -892,11 +892,6 @@ def create_app(s: Settings) -> faust.App:
         store_clocks(owned, take_late(owned))  # late parts its closings found, with the records
         await send_or_exit(sends)
 
-    lateness_ms = centre.windows.lateness_s * 1000
-    lookback_ms = int(s.verify_lookback_s * 1000)
-
-    last_rolling = {"at": 0.0}
-
     async def records_caught_up(owned: set[int]) -> bool:
         tps = [TP(s.topic_interactions, p) for p in owned]
         try:
@@ -911,115 +906,18 @@ def create_app(s: Settings) -> faust.App:
                 return False
         return True
 
+    checker = FigureChecker(
+        centre=centre, settings=s, writer=writer, kpis=kpis, clocks=clocks, late=late,
+        settled_before=settled_before, restart_ranges=restart_ranges,
+        ready=lambda: kpis_settled() and kpi_gen["built"] == kpi_gen["want"],
+        still_owned=lambda owned: ensure_kpis() and set(kpis) == owned,
+        store_clocks=store_clocks, take_late=take_late, records_caught_up=records_caught_up,
+        send=lambda: send_or_exit(sends), next_version=next_version, figures=figure_checks)
+
     @app.timer(interval=5.0, name="check-figures")
     async def check_figures() -> None:
-        """Hold every stored interval row to the recount from the records (streams/verify.py):
-        recently settled intervals, and those late data changed past the lateness horizon
-        (a history load, a CSAT days late). A difference seen in two passes in a row is
-        repaired: in the stream's own aggregates while the interval is within its lateness
-        horizon (the stream then writes it), else by writing the recounted row."""
-        if not kpis_settled() or kpi_gen["built"] != kpi_gen["want"]:
-            return
-        owned = set(kpis)
-        store_clocks(owned, take_late(owned))  # found by the timeout timer
-        # Both sides are read only once every record sent before now is stored: by this
-        # process (the offsets its sends were given) and before it (the topic's end offsets).
-        if not await records_caught_up(owned):
-            return
-        pass_start = time.monotonic()
-        scope: dict[int, tuple[int, int]] = {}
-        rolling = pass_start - last_rolling["at"] >= s.verify_interval_s  # late data: every pass
-        if rolling:
-            last_rolling["at"] = pass_start
-        for p in owned if rolling else ():
-            if p in settled_before and clocks[p].now_ms():
-                hi = settled_before[p] - settled_before[p] % INTERVAL_MS
-                scope[p] = (hi - lookback_ms, hi)
-        ripe = {p: late.ripe(p, pass_start) for p in owned}
-        ranges = sorted({r for rs in ripe.values() for r in rs})
-        if scope:
-            ranges.append((min(lo for lo, _ in scope.values()), max(hi for _, hi in scope.values())))
-        ranges = verify.chunks(ranges)  # a year of history is read a week at a time
-        if not ranges:
-            return
-        dialect = await writer.dialect()
-
-        def in_scope(key: Any) -> bool:
-            p, t, q, c, start = key
-            w = scope.get(p)
-            return (w is not None and w[0] <= start < w[1]) or any(lo <= start < hi for lo, hi in ripe.get(p, ()))
-
-        found: list[Any] = []
-        recounted: dict[Any, Any] = {}
-        stored_seen: dict[Any, Any] = {}
-        settings: dict[Any, Any] = {}
-        snapshot: dict[Any, Any] = {}  # the aggregates as the records were read: what changed since stays
-        for lo, hi in ranges:
-            stored_rows = (await writer.read(lambda db: recount.stored_sql(db, lo, hi, partitions=owned))).rows
-            for p in owned:
-                if (kp := kpis.get(p)) is not None:
-                    snapshot.update({(p, *k): list(v) for k, v in kp.intervals.items() if lo <= k[3] < hi})
-            record_rows = (await writer.read(lambda db: recount.records_sql(db, dialect, lo, hi,
-                                                                            partitions=owned))).rows
-            out, st_rows, rec = verify.compare_rows(centre, stored_rows, record_rows, lo, hi, dialect,
-                                                    by_partition=True)
-            # Records stored before they named their partition cannot be split by it: their
-            # groups are left to `ccpulse verify`, which compares what the views show.
-            unsplit = {k[1:] for k in rec if k[0] == recount.UNKNOWN_PARTITION}
-            found += [d for d in out.differences if in_scope(d.key) and d.key[1:] not in unsplit]
-            recounted.update(rec)
-            stored_seen.update(st_rows)
-            settings.update(recount.parse_stored(stored_rows)[1])
-        if not ensure_kpis() or set(kpis) != owned:
-            return  # a rebalance came in between: the next pass starts again
-        found = list({d.key: d for d in found}.values())  # ranges may overlap
-        confirmed = confirmations.confirm(found, in_scope)
-        settled = {p for p, checked in ripe.items()
-                   if checked and late.settle(p, checked, [d.key[4] for d in found if d.key[0] == p], pass_start)}
-        for p in settled:
-            if not late.as_stored(p):
-                restart_ranges.pop(p, None)  # a restart's recount is done with the spans
-        if settled:
-            store_clocks(settled, settled)
-            await send_or_exit(sends)
-        figure_checks["passes"] += 1
-        figure_checks["last_at"] = time.time()
-        figure_checks["differences_open"] = len(found)
-        if not confirmed:
-            return
-        direct = []
-        keep = recount.legacy_skip(dialect)  # fields the recount cannot know exactly keep their value
-        for d in confirmed:
-            p, t, q, c, start = d.key
-            stored_vec = stored_seen.get(d.key) or kpi.zero()
-            vec = verify.with_kept(recounted.get(d.key) or kpi.zero(), stored_vec, keep)
-            kp = kpis.get(p)
-            key = (t, q, c, start)
-            if kp is not None and (key in kp.intervals or start >= floor(clocks[p].now_ms() - lateness_ms,
-                                                                             INTERVAL_MS)):
-                # The stream's own figure, written with its next rows: what changed in it since
-                # the pass read the stored row is kept on top of the recount.
-                kp.intervals[key] = verify.rebased(kp.intervals.get(key), snapshot.get(d.key), vec)
-                kp.dirty.add(key)
-            else:
-                direct.append((d.key, vec))
-        log.warning("figures differ from the records in %d interval rows; repaired (first: %s)",
-                    len(confirmed), confirmed[0].describe())
-        figure_checks["repaired"] += len(confirmed)
-        figure_checks["examples"] = [d.describe() for d in confirmed[:3]]
-        now_ms = int(time.time() * 1000)
-        await writer.write(rows.KPI_INTERVALS_TABLE, verify.repair_batch(centre, settings, direct, next_version()))
-        def source_of(d: Any) -> str:
-            """restart: a rebuild's recount of what its predecessor may not have written; late:
-            late data recounted on purpose; worker: drift the rolling check found."""
-            p, start = d.key[0], d.key[4]
-            if any(lo <= start < hi for lo, hi in restart_ranges.get(p, ())):
-                return "restart"
-            return "late" if any(lo <= start < hi for lo, hi in ripe.get(p, ())) else "worker"
-
-        for source in ("restart", "late", "worker"):
-            mine = [d for d in confirmed if source_of(d) == source]
-            await writer.write(rows.FIGURE_REPAIRS_TABLE, rows.figure_repair_batch(mine, now_ms, "repaired", source))
+        """Hold every stored interval row to the recount from the records (streams/figures.py)."""
+        await checker.run()
 
     @app.page("/verify")
     class VerifyView(View):
