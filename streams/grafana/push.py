@@ -295,12 +295,7 @@ def _get_or_none(fn: Callable[[], Any]) -> Any:
 def push(api: Any, url: str, plan: Plan, say: Callable[[str], None] = print) -> list[str]:
     """Publish ``plan``; one progress line per item. Returns the lines."""
     lines: list[str] = []
-
-    def note(kind: str, name: str, state: str) -> None:
-        line = f"{kind:12} {name:40} {state}"
-        lines.append(line)
-        say(line)
-
+    note = _noter(lines, say)
     step = _stepper(url)
     version = check_grafana(api, url)
     org = check_token(api, url)
@@ -380,6 +375,15 @@ def push(api: Any, url: str, plan: Plan, say: Callable[[str], None] = print) -> 
                     raise explain(e, url, "publishing the notification policy") from None
                 note("policy", ar.CONTACT_POINT, "skipped: provisioned from files on that Grafana")
     return lines
+
+
+def _noter(lines: list[str], say: Callable[[str], None]) -> Callable[[str, str, str], None]:
+    """One aligned progress line per item published, kept and said."""
+    def note(kind: str, name: str, state: str) -> None:
+        line = f"{kind:12} {name:40} {state}"
+        lines.append(line)
+        say(line)
+    return note
 
 
 def _stepper(url: str) -> Callable[[str, Callable[[], Any]], Any]:
@@ -481,12 +485,7 @@ def push_clients(api: Any, url: str, plans: list[ClientPlan], folder: str,
     datasource as that client's ClickHouse user and the client dashboards. Client viewers are
     added to their organisation only: they never see the ops datasource."""
     lines: list[str] = []
-
-    def note(kind: str, name: str, state: str) -> None:
-        line = f"{kind:12} {name:40} {state}"
-        lines.append(line)
-        say(line)
-
+    note = _noter(lines, say)
     step = _stepper(url)
     headers = api.client.s.headers
     for cp in plans:
