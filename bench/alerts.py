@@ -50,8 +50,6 @@ import json
 import math
 import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -67,10 +65,12 @@ from bench.harness import (
     bench_settings,
     check_alive,
     prepare,
+    start_worker,
     stop_worker,
 )
 from streams.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from streams.settings import Settings
+from streams.worker_process import WorkerProcess
 
 DEFAULT_REFRESH_S = 1.0
 FAST_REFRESH_S = 0.5
@@ -164,15 +164,12 @@ def _episode(producer: Any, s: Settings, tag: str, queue: str) -> float:
     return sent
 
 
-def _start_worker(s: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    # bench.pipeline._env dumps settings as JSON, where a SecretStr is "**********": set it here.
-    env = {**_env(s), "CCPULSE_ALERT_WEBHOOK_SECRET": SECRET}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+def _start_worker(s: Settings, log_path: Path) -> WorkerProcess:
+    # bench.harness._env dumps settings as JSON, where a SecretStr is "**********": set it here.
+    return start_worker(s, log_path, env={**_env(s), "CCPULSE_ALERT_WEBHOOK_SECRET": SECRET})
 
 
-def _wait_ready(s: Settings, worker: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 120) -> None:
+def _wait_ready(s: Settings, worker: WorkerProcess, log_path: Path, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     want = {s.topic_events, s.topic_live_parts}
     while True:

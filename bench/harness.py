@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from streams.settings import Settings, load_settings
+from streams.worker_process import WorkerProcess
 
 
 def _free_port() -> int:
@@ -123,25 +123,18 @@ def prepare(s: Settings) -> None:
                    capture_output=True)
 
 
-def start_worker(s: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=_env(s), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+def start_worker(s: Settings, log_path: Path, env: dict[str, str] | None = None) -> WorkerProcess:
+    """The bench's worker, as the demo and the tests run one (streams/worker_process.py)."""
+    return WorkerProcess.for_settings(s, log_path, env=env or _env(s)).start()
 
 
-def stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
-    if worker and worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
+def stop_worker(worker: WorkerProcess | None) -> None:
+    if worker is not None:
+        worker.stop()
 
 
-def check_alive(worker: subprocess.Popen[bytes], log_path: Path) -> None:
-    if worker.poll() is not None:
-        raise RuntimeError(f"worker exited {worker.returncode}; see {log_path}")
+def check_alive(worker: WorkerProcess, log_path: Path) -> None:
+    worker.alive_or_raise()
 
 
 @contextmanager

@@ -7,27 +7,19 @@ and stops the worker so ``ccpulse sql`` can open the data directly afterwards.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from streams.settings import Settings
+from streams.worker_process import WorkerExited, WorkerProcess
 
 
 def _step(msg: str) -> None:
     print(f"==> {msg}", flush=True)
-
-
-def _health(s: Settings) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{s.web_host}:{s.web_port}/health", timeout=5) as r:
-        return json.loads(r.read())
 
 
 def _cli(*args: str) -> list[str]:
@@ -79,27 +71,21 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
     log_path = s.state_dir / "worker.log"
     s.state_dir.mkdir(parents=True, exist_ok=True)
     _step(f"starting a worker (log: {log_path})")
-    worker = subprocess.Popen(_cli("worker"), stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
-                              env=os.environ.copy(), start_new_session=True)
+    worker = WorkerProcess.for_settings(s, log_path).start()
     try:
-        _wait_ready(s, worker, log_path, args.timeout)
+        _wait_ready(worker, args.timeout)
         _step(f"producing {len(messages):,} messages")
         produced = produce(s, messages, total=len(messages), label="    produced")
         _step("processing")
-        h = _wait_processed(s, worker, log_path, produced, args.timeout)
-        h = _wait_recounted(s, worker, log_path, args.timeout) or h
+        h = _wait_processed(s, worker, produced, args.timeout)
+        h = _wait_recounted(s, worker, args.timeout) or h
         _step("summary")
         try:
             _summary(s, h, print_result)
         except ConnectionError as e:
             raise CliError(f"{e} (the data is stored; query it with `ccpulse sql`)") from None
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        worker.stop()
     print("\nThe data stays in the embedded ClickHouse. Try:\n"
           "  ccpulse sql \"SELECT queue, interval_start, offered, sl_abandons_count_against, asa_s "
           "FROM ccpulse.kpi_intervals_30m ORDER BY offered DESC LIMIT 10\"\n"
@@ -108,32 +94,26 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_alive(worker: subprocess.Popen, log_path: Path) -> None:
+def _check_alive(worker: WorkerProcess) -> None:
     from streams.cliutil import CliError
 
-    if worker.poll() is not None:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-        raise CliError(f"the worker exited with code {worker.returncode}; last log lines:\n{tail}")
+    try:
+        worker.alive_or_raise()
+    except WorkerExited as e:
+        raise CliError(str(e)) from None
 
 
-def _wait_ready(s: Settings, worker: subprocess.Popen, log_path: Path, timeout: float) -> None:
+def _wait_ready(worker: WorkerProcess, timeout: float) -> None:
     from streams.cliutil import CliError
 
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        _check_alive(worker, log_path)
-        try:
-            if any(a.startswith(s.topic_events + ":") for a in _health(s)["assigned"]):
-                print(f"    ready after {time.monotonic() - start:.1f} s")
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise CliError(f"the worker was not ready within {timeout:.0f} s; see {log_path}")
+    try:
+        took = worker.wait_ready(timeout)
+    except (WorkerExited, TimeoutError) as e:
+        raise CliError(str(e)) from None
+    print(f"    ready after {took:.1f} s")
 
 
-def _wait_processed(s: Settings, worker: subprocess.Popen, log_path: Path, produced: int,
-                    timeout: float) -> dict[str, Any]:
+def _wait_processed(s: Settings, worker: WorkerProcess, produced: int, timeout: float) -> dict[str, Any]:
     """Until every produced message is consumed and every emitted record is stored."""
     from streams.cliutil import CliError
 
@@ -141,8 +121,8 @@ def _wait_processed(s: Settings, worker: subprocess.Popen, log_path: Path, produ
     tty = sys.stderr.isatty()
     done_once = False
     while time.monotonic() - start < timeout:
-        _check_alive(worker, log_path)
-        h = _health(s)
+        _check_alive(worker)
+        h = worker.health()
         stored = h["rows_written"].get("interactions", 0)
         line = (f"    events {h['events']:,}/{produced:,}  records stored {stored:,}/{h['records_emitted']:,}"
                 f"  dead letters {h['dead_letters']:,}")
@@ -159,28 +139,28 @@ def _wait_processed(s: Settings, worker: subprocess.Popen, log_path: Path, produ
             return h
         done_once = done
         time.sleep(0.5)
-    raise CliError(f"not all events were processed within {timeout:.0f} s; see {log_path}")
+    raise CliError(f"not all events were processed within {timeout:.0f} s; see {worker.log_path}")
 
 
-def _wait_recounted(s: Settings, worker: subprocess.Popen, log_path: Path, timeout: float) -> dict[str, Any] | None:
+def _wait_recounted(s: Settings, worker: WorkerProcess, timeout: float) -> dict[str, Any] | None:
     """Until the intervals that late or historic data changed past the stream's lateness
     horizon are recounted from their stored records (the worker's figure check)."""
     from streams.cliutil import CliError
 
-    h = _health(s)
+    h = worker.health()
     if not h["figures"]["pending_late"]:
         return None
     _step(f"recounting {h['figures']['pending_late']:,} periods from their records "
           "(data older than the stream's lateness horizon)")
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        _check_alive(worker, log_path)
-        h = _health(s)
+        _check_alive(worker)
+        h = worker.health()
         if not h["figures"]["pending_late"]:
             print(f"    done ({time.monotonic() - start:.1f} s; {h['figures']['repaired']:,} interval rows rewritten)")
             return h
         time.sleep(0.5)
-    raise CliError(f"late intervals were not recounted within {timeout:.0f} s; see {log_path} "
+    raise CliError(f"late intervals were not recounted within {timeout:.0f} s; see {worker.log_path} "
                    "(`ccpulse recompute --from D --to D` does it on request)")
 
 

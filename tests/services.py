@@ -4,7 +4,6 @@ installs here; see ../shared/docs/stack.md)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -17,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from streams.worker_process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -159,24 +160,15 @@ class QueryError(Exception):
     """ClickHouse refused a query sent through the worker's /sql endpoint."""
 
 
-@dataclass
-class Worker:
-    """``ccpulse worker`` as a real process, killable with any signal."""
+class Worker(WorkerProcess):
+    """``ccpulse worker`` as a real process (streams/worker_process.py, as the demo and the
+    bench run it), killable with any signal, supervised as production would."""
 
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen | None = None
     restarts: int = 0
 
-    @property
-    def port(self) -> int:
-        return int(self.env["CCPULSE_WEB_PORT"])
-
-    def start(self, wait_ready: bool = True) -> "Worker":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(ccpulse_cmd("worker"), env=self.env, cwd=REPO,
-                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+    def start(self, wait_ready: bool = True) -> "Worker":  # type: ignore[override]
+        self.cwd = REPO
+        super().start()
         if wait_ready:
             wait_for(lambda: self.ready(), 90, f"worker ready (log {self.log_path})")
         return self
@@ -195,12 +187,7 @@ class Worker:
 
     def health(self) -> dict[str, Any]:
         self._supervise()
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as r:
-            return json.loads(r.read())
-
-    def ready(self) -> bool:
-        h = self.health()
-        return any(a.startswith(self.env.get("CCPULSE_TOPIC_EVENTS", "ccpulse.events") + ":") for a in h["assigned"])
+        return super().health()
 
     def query(self, sql: str) -> list[tuple]:
         self._supervise()
@@ -217,17 +204,6 @@ class Worker:
         token = (Path(self.env["CCPULSE_STATE_DIR"]) / "worker-token").read_text().strip()
         return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def stop(self, timeout: float = 30) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+            self.kill(signal.SIGTERM, timeout)
