@@ -19,6 +19,9 @@ from pathlib import Path
 from streams.clickhouse import ClickHouse, Dialect
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+#: SQL written once and placed where a migration names it (``{KPI_RATIOS}`` on a line of its
+#: own, indented as it should be): the KPI formulas of every view are one text.
+FRAGMENTS_DIR = MIGRATIONS_DIR.parent / "fragments"
 
 #: The only generation-specific SQL: keep this map small and explicit.
 DIALECT_TOKENS: dict[Dialect, dict[str, str]] = {
@@ -61,7 +64,21 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return out
 
 
+def fragments(directory: Path = FRAGMENTS_DIR) -> dict[str, str]:
+    """``{NAME}`` -> its SQL (``sql/fragments/name.sql``, comment lines left out)."""
+    return {f.stem.upper(): "\n".join(ln for ln in f.read_text().splitlines() if not ln.strip().startswith("--"))
+            for f in sorted(directory.glob("*.sql"))}
+
+
+_FRAGMENTS = fragments()
+
+
 def render(sql: str, ch: ClickHouse) -> str:
+    def place(m: re.Match[str]) -> str:
+        indent = m.group(1)
+        return "\n".join(indent + line for line in _FRAGMENTS[m.group(2)].splitlines())
+
+    sql = re.sub(r"(?m)^([ \t]*)\{(" + "|".join(_FRAGMENTS) + r")\}", place, sql) if _FRAGMENTS else sql
     tokens = {"db": ch.database, **DIALECT_TOKENS[ch.dialect]}
     return re.sub(r"\{(\w+)\}", lambda m: tokens[m.group(1)], sql)
 

@@ -71,3 +71,28 @@ def test_no_import_cycles() -> None:
 
 def test_the_cycle_finder_finds_one() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_kpi_formulas_are_written_once() -> None:
+    """Every view's ratios and sums come from sql/fragments (streams/migrate.py places them):
+    a formula changed there changes every view, and no migration holds a copy."""
+    from streams.migrate import fragments, load_migrations, view_definitions
+
+    frags = fragments()
+    assert set(frags) >= {"KPI_RATIOS", "KPI_SUMS"}
+    for f in (ROOT / "sql" / "migrations").glob("*.sql"):
+        text = f.read_text()
+        lines = [ln.strip().rstrip(",") for ln in text.splitlines()]
+        for name, sql in frags.items():
+            frag = [ln.strip().rstrip(",") for ln in sql.splitlines()]
+            runs = {tuple(frag[i:i + 3]) for i in range(len(frag) - 2)}
+            copied = [i for i in range(len(lines) - 2) if tuple(lines[i:i + 3]) in runs]
+            assert not copied, f"{f.name} copies {name} at line {copied[0] + 1}: write {{{name}}} instead"
+
+    class Engine:
+        database, dialect = "db", "modern"
+
+    views = dict(view_definitions(Engine, load_migrations()))  # type: ignore[arg-type]
+    assert all("{" not in sql for sql in views.values())
+    for name in ("kpi_intervals_15m", "kpi_intervals_30m", "kpi_live", "kpi_intervals_15m_sql"):
+        assert "sl_abandons_within_t_ignored" in views[name] and "sum(csat_good) AS csat_good" in views[name], name

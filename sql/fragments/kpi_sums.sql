@@ -1,0 +1,20 @@
+-- {KPI_SUMS}: the additive counts of the interval and live parts, summed. Placed in a
+-- view's inner SELECT by streams/migrate.py; the ratios read these names.
+sum(offered) AS offered,
+sum(answered) AS answered,
+sum(answered_in_sl) AS answered_in_sl,
+sum(abandoned) AS abandoned,
+sum(abandoned_in_sl) AS abandoned_in_sl,
+sum(short_abandons) AS short_abandons,
+sum(wait_answered_ms) AS wait_answered_ms,
+sum(wait_abandoned_ms) AS wait_abandoned_ms,
+sum(handled) AS handled,
+sum(talk_ms) AS talk_ms,
+sum(hold_ms) AS hold_ms,
+sum(acw_ms) AS acw_ms,
+sum(transferred) AS transferred,
+sum(csat_ratings) AS csat_ratings,
+sum(csat_good) AS csat_good,
+sum(first_responses) AS first_responses,
+sum(first_response_ms) AS first_response_ms,
+sum(billable_talk_minutes) AS billable_talk_minutes
