@@ -11,13 +11,27 @@ changelog-backed table and decides when to emit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict
 
 from schemas.events import Event
 
 #: Fact = [ts_ms, type, tenant, channel, attrs]; attrs holds only the fields the fold reads.
 Fact = list[Any]
-State = dict[str, Any]
+
+
+class State(TypedDict, total=False):
+    """One contact's state as the changelog stores it (orjson). The keys stay one letter:
+    hundreds of thousands of states are kept and sent, and the wire format is the stored one.
+    """
+
+    f: dict[str, Fact]        # facts by event id: the contact's whole history (state.py)
+    x: int                    # 1: closed without its final event (timeout, or the event cap)
+    v: int                    # version of the last record emitted (``version_of``)
+    o: int                    # 1: events were refused over CCPULSE_MAX_EVENTS_PER_INTERACTION
+    p: int                    # the events-topic partition that folds it (app.py)
+    l: int                    # newest event time (ms): the partition clock is rebuilt from it
+    k: list[Any]              # its contribution to the interval figures (windows.Entry)
+    a: dict[str, Any]         # agent segments last told to the agents' fold (app.tell_agents)
 
 #: Tie-break for events of one interaction in the same millisecond: the lifecycle order.
 #: Producers must keep a re-queued contact's next answer at least 1 ms after its transfer.
