@@ -21,7 +21,7 @@ What bounds it:
   bench writes a centre file with ``windows: {refresh_s: 0.2}`` (the default is 1 s), so
   the timer alone adds refresh_s/2 = 0.1 s on average and up to 0.2 s;
 - the worker takes a batch when ``sink_batch_size`` (10,000) events are waiting or
-  ``sink_batch_seconds`` after the first of them arrived (streams/inbox.py): at 1,000
+  ``sink_batch_seconds`` after the first of them arrived (streams/kafka/inbox.py): at 1,000
   events/s batches never fill, so an event waits for its batch up to that long, plus the
   previous batch's processing and awaited writes, as a deployment with those settings
   would see;

@@ -40,13 +40,14 @@ from streams.clock import Clock, clock_key
 from streams.keys import ident_of, partition_of, split_key, state_key
 from streams.webauth import ensure_token, refusal
 from streams.figures import FigureChecker
-from streams.gaps import GapFiller
-from streams.inbox import Inbox, Record
-from streams.inbox import ack as ack_batch
-from streams.inbox import track as track_batch
-from streams.inbox import install as use_inboxes
+from streams.kafka import internals
+from streams.kafka.gaps import GapFiller
+from streams.kafka.inbox import Inbox, Record
+from streams.kafka.inbox import ack as ack_batch
+from streams.kafka.inbox import track as track_batch
+from streams.kafka.inbox import install as use_inboxes
 from streams.windows import INTERVAL_MS, PartitionKpis, entry_of
-from streams.sends import PartitionBatches
+from streams.kafka.sends import PartitionBatches
 from streams.settings import Settings
 from streams.sinks import rows
 from streams.sinks.writer import BatchWriter
@@ -128,22 +129,6 @@ def states(table: Any) -> MutableMapping[bytes, Any]:
     return inner if isinstance(inner, dict) else d
 
 
-def _set_fetch_max_wait(seconds: float) -> None:
-    """faust-streaming 0.15 builds its consumer with fetch_max_wait_ms=1500 and no setting;
-    live figures wait on it, so set ours on the consumer before it starts."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    orig = getattr(AIOKafkaConsumerThread, "_ccpulse_orig_create", None) or AIOKafkaConsumerThread._create_worker_consumer
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = orig(self, transport)
-        consumer._fetch_max_wait_ms = int(seconds * 1000)  # read by aiokafka's Fetcher at start()
-        return consumer
-
-    AIOKafkaConsumerThread._ccpulse_orig_create = orig  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
-
-
 def create_app(s: Settings) -> faust.App:
     """Build the app for these settings (agents close over them; no module globals)."""
     datadir = s.state_dir / "faust" / f"worker-{s.web_port}"
@@ -177,8 +162,8 @@ def create_app(s: Settings) -> faust.App:
     )
     token = ensure_token(s.state_dir)
     use_inboxes(app)
-    _set_fetch_max_wait(s.fetch_max_wait_s)
-    from streams.broker_quirks import detect_flavour, patch_end_offsets_for_tansu
+    internals.set_fetch_max_wait(s.fetch_max_wait_s)
+    from streams.kafka.broker_quirks import detect_flavour, patch_end_offsets_for_tansu
 
     flavour = s.broker_flavour if s.broker_flavour != "auto" else detect_flavour(s.bootstrap_servers)
     if flavour == "tansu":
@@ -240,8 +225,7 @@ def create_app(s: Settings) -> faust.App:
                    "kpis": kpis, "centre": centre}
 
     def committed(topic: str, partition: int) -> int | None:
-        off = app.consumer._committed_offset.get(TP(topic, partition))  # set by faust's seek to committed
-        return off if isinstance(off, int) else None
+        return internals.committed_offset(app.consumer, topic, partition)
 
     gaps = GapFiller(s.bootstrap_servers, committed)
 
@@ -565,8 +549,8 @@ def create_app(s: Settings) -> faust.App:
     def batch_agent(topic: Any, name: str, size: int = s.sink_batch_size,
                     within: float = s.sink_batch_seconds) -> Callable[[Any], Any]:
         """Run ``handle(messages)`` over batches of ``topic``, taken from the inbox the
-        consumer fills (streams/inbox.py). Offsets the consumer skipped are filled in
-        (streams/gaps.py); a batch is acked only after its results are stored, and one whose
+        consumer fills (streams/kafka/inbox.py). Offsets the consumer skipped are filled in
+        (streams/kafka/gaps.py); a batch is acked only after its results are stored, and one whose
         handling raised is never acked (``fatal``).
 
         A ``handle`` that returns an awaitable (its sends and writes, ``finish_batch``) is
@@ -982,8 +966,7 @@ def create_app(s: Settings) -> faust.App:
         c = app.consumer
         if app.in_recovery or getattr(app, "rebalancing", False) or not kpis_settled():
             return set()
-        want = {tp for tp in c.assignment() if not c._is_changelog_tp(tp)}
-        return want - set(c._get_active_partitions()) - set(c._buffered_partitions)
+        return internals.not_fetched(c)
 
     @app.timer(interval=5.0, name="fetch-watchdog")
     async def fetch_watchdog() -> None:
@@ -1028,12 +1011,11 @@ def create_app(s: Settings) -> faust.App:
         if now - progress_seen["at"] < idle_s:
             return
         c = app.consumer
-        tps = [tp for tp in c.assignment() if not c._is_changelog_tp(tp)]
+        tps = sorted(internals.source_partitions(c))
         ends = await c.highwaters(*tps)
         behind = {}
         for tp in tps:
-            read = c._read_offset.get(tp)
-            last = read if read is not None else (c._committed_offset.get(tp) or 0) - 1
+            last = internals.last_read(c, tp)
             if ends.get(tp) is not None and ends[tp] - 1 > last:
                 behind[f"{tp.topic}[{tp.partition}]"] = (last, ends[tp] - 1)
         if not behind:
@@ -1154,7 +1136,7 @@ def create_app(s: Settings) -> faust.App:
                 "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
                 "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
                 "event_time_ms": clock.now_ms(), "states": len(table.data) - sum(clock_key(p) in table.data for p in range(s.partitions)), "agents": agent_progress,
-                "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in getattr(app.consumer, "_buffered_partitions", ())),
+                "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in internals.paused_for_buffer(app.consumer)),
                 "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in inactive_partitions()),
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
             })
@@ -1171,9 +1153,8 @@ def create_app(s: Settings) -> faust.App:
 def _task_stacks(app: faust.App) -> dict[str, list[dict[str, Any]]]:
     """Every asyncio task of the main loop and of faust's consumer thread, with its stack."""
     loops = {"main": asyncio.get_running_loop()}
-    thread = getattr(app.consumer, "_thread", None)
-    if getattr(thread, "thread_loop", None) is not None:
-        loops["consumer"] = thread.thread_loop
+    if (loop := internals.consumer_loop(app.consumer)) is not None:
+        loops["consumer"] = loop
     out: dict[str, list[dict[str, Any]]] = {}
     for name, loop in loops.items():
         out[name] = [{"task": t.get_name(), "coro": getattr(t.get_coro(), "__qualname__", "?"),

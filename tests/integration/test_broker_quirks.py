@@ -7,7 +7,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from streams.broker_quirks import fetch_high_watermarks, patch_end_offsets_for_tansu
+from streams.kafka.broker_quirks import fetch_high_watermarks, patch_end_offsets_for_tansu
 from tests.services import Broker
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""streams/gaps.py against a real broker: offsets missing from a batch are read back in
+"""streams/kafka/gaps.py against a real broker: offsets missing from a batch are read back in
 place, and the ranges filled are reported for faust to commit past."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from streams.gaps import GapFiller, RawMessage
+from streams.kafka.gaps import GapFiller, RawMessage
 from tests.services import Broker
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The worker's send buffer (streams/sends.py) on a real broker: every message arrives, in
+"""The worker's send buffer (streams/kafka/sends.py) on a real broker: every message arrives, in
 order per partition, across several record batches; and once a send fails, every later
 send fails too, so no caller acks a batch whose messages a failed send took."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from streams.sends import PartitionBatches
+from streams.kafka.sends import PartitionBatches
 from tests.services import Broker
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
-"""faust's and aiokafka's private attributes that ccpulse's batched consumer relies on
-(streams/inbox.py, gaps.py, sends.py, app.py, broker_quirks.py), checked against the installed
-libraries: an upgrade that renames or drops one fails here, naming it, instead of in a worker
-that stops acknowledging. pyproject.toml pins faust-streaming and aiokafka for this reason.
+"""faust's and aiokafka's private attributes that ccpulse relies on, all inside the fence
+package streams/kafka/, checked against the installed libraries: an upgrade that renames or
+drops one fails here, naming it, instead of in a worker that stops acknowledging.
+pyproject.toml pins faust-streaming and aiokafka for this reason.
 """
 from __future__ import annotations
 
@@ -35,20 +35,28 @@ def test_every_private_attribute_ccpulse_uses_still_exists(module: str) -> None:
     assert spec and spec.origin, f"{module} is gone: the pinned faust-streaming/aiokafka changed"
     source = Path(spec.origin).read_text()
     missing = [n for n in USED[module] if not _defines(source, n)]
-    assert not missing, (f"{module} no longer defines {missing}: ccpulse's consumer (streams/inbox.py, gaps.py, "
-                         "sends.py, app.py) relies on them; adapt it before upgrading")
+    assert not missing, (f"{module} no longer defines {missing}: streams/kafka/ relies on them; adapt it "
+                         "before upgrading")
 
 
-def test_the_list_covers_what_the_code_touches() -> None:
-    """Every private faust/aiokafka name the fenced modules read appears in USED."""
-    root = Path(__file__).resolve().parents[2] / "streams"
+_TOUCH = re.compile(r"\b(?:consumer|c|fetcher|client|app\.consumer|Consumer|AIOKafkaConsumerThread|producer|"
+                    r"self\._app\.producer)\._([a-z][a-z_]*)|getattr\([\w.]+, \"_([a-z][a-z_]*)\"")
+_OURS = {"_ccpulse_orig_create", "_ccpulse_tansu_end_offsets", "_ccpulse_redacts"}  # our own markers
+
+
+def _touched(path: Path) -> set[str]:
+    return {"_" + (a or b) for a, b in _TOUCH.findall(path.read_text())} - _OURS
+
+
+def test_the_list_covers_what_the_fence_touches() -> None:
+    fence = Path(__file__).resolve().parents[2] / "streams" / "kafka"
     listed = {n for names in USED.values() for n in names}
-    ours = {"_ccpulse_orig_create", "_ccpulse_tansu_end_offsets"}
-    touched: set[str] = set()
-    for f in ("inbox.py", "gaps.py", "sends.py", "app.py", "broker_quirks.py"):
-        text = (root / f).read_text()
-        touched |= set(re.findall(r"\b(?:consumer|c|fetcher|client|app\.consumer|Consumer|AIOKafkaConsumerThread|"
-                                  r"producer)\._([a-z][a-z_]*)", text))
-        touched |= set(re.findall(r'getattr\([\w.]+, "_([a-z][a-z_]*)"', text))
-    touched = {"_" + n for n in touched} - ours
+    touched = set().union(*(_touched(f) for f in fence.glob("*.py")))
     assert touched <= listed, f"add to USED: {sorted(touched - listed)}"
+
+
+def test_nothing_outside_the_fence_touches_a_private_attribute() -> None:
+    root = Path(__file__).resolve().parents[2]
+    outside = [f for pkg in ("streams", "bench") for f in (root / pkg).rglob("*.py") if "kafka" not in f.parts]
+    found = {str(f.relative_to(root)): sorted(t) for f in outside if (t := _touched(f))}
+    assert not found, f"private faust/aiokafka attributes outside streams/kafka/: {found}"

@@ -21,7 +21,7 @@ What faust's stream guaranteed is kept:
 
 One thing is deliberately different: an offset jump on these topics is not marked as a
 faust "gap" (a compacted-topic hole that may be committed over) the moment it is seen. The
-raw topics are never compacted, so a jump is a skipped message; streams/gaps.py reads it
+raw topics are never compacted, so a jump is a skipped message; streams/kafka/gaps.py reads it
 back and releases the range only once its batch is stored.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ log = logging.getLogger("ccpulse.inbox")
 
 class Record(Protocol):
     """What the agents read of a message: aiokafka's ConsumerRecord, or a record the gap
-    filler read back (streams/gaps.py)."""
+    filler read back (streams/kafka/gaps.py)."""
 
     topic: str
     partition: int
