@@ -25,20 +25,19 @@ from typing import Any, Awaitable, Callable, MutableMapping, Sequence
 import faust
 import orjson
 from faust.types import TP
-from faust.web import Request, Response, View
 
 from schemas.events import Event
 from streams import agents as ag
 from streams import alerts as al
 from streams import kpi
-from streams import recount
 from streams import verify
 from streams import state as sm
 from streams.centre import ConfigError, load_centre
 from streams.connect import connect
 from streams.clock import Clock, clock_key
 from streams.keys import ident_of, partition_of, split_key, state_key
-from streams.webauth import ensure_token, refusal
+from streams.webauth import ensure_token
+from streams.worker_web import register_pages, task_dump
 from streams.figures import FigureChecker
 from streams.kafka import internals
 from streams.kafka.gaps import GapFiller
@@ -903,25 +902,6 @@ def create_app(s: Settings) -> faust.App:
         """Hold every stored interval row to the recount from the records (streams/figures.py)."""
         await checker.run()
 
-    @app.page("/verify")
-    class VerifyView(View):
-        """``ccpulse verify`` / ``recompute`` while this worker owns the embedded engine."""
-
-        async def post(self, request: Request, **kwargs: Any) -> Response:
-            if (no := refused(self, request)) is not None:
-                return no
-            body = await request.json()
-            try:
-                lo, hi = int(body["from_ms"]), int(body["to_ms"])
-                tenant = body.get("tenant")
-                if tenant is not None:
-                    recount.quote(str(tenant))
-            except (KeyError, TypeError, ValueError) as e:
-                return self.json({"error": f"bad request: {e}"}, status=400)
-            out = await writer.run_sync(lambda ch: verify.run(ch, centre, lo, hi, tenant, bool(body.get("repair")),
-                                                              str(body.get("source") or "verify")))
-            return self.json(out.as_json())
-
     @app.timer(interval=centre.windows.refresh_s, name="live-kpis")
     async def live_kpis() -> None:
         """Rolling windows, contacts waiting now, and intervals changed by timeouts."""
@@ -1022,7 +1002,7 @@ def create_app(s: Settings) -> faust.App:
             progress_seen["at"] = now  # caught up: idle is fine
             return
         log.critical("no message for %.0f s while the broker holds more (last read, last offset): %s; "
-                     "exiting for a restart. Tasks:\n%s", now - progress_seen["at"], behind, _task_dump(app))
+                     "exiting for a restart. Tasks:\n%s", now - progress_seen["at"], behind, task_dump(app))
         logging.shutdown()
         os._exit(75)
 
@@ -1081,65 +1061,32 @@ def create_app(s: Settings) -> faust.App:
         await writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
         await writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
 
-    def refused(view: View, request: Request, json_body: bool = True) -> Response | None:
-        why = refusal(request.headers, token, json_body)
-        return view.json({"error": why[1]}, status=why[0]) if why else None
+    def health() -> dict[str, Any]:
+        """What /health shows: liveness, progress, limits, figure checks, why the sink is degraded."""
+        c = counters
+        return {
+            "status": "degraded" if writer.degraded else "ok",
+            "degraded": writer.degraded, "engine": writer.engine,
+            "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
+            "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
+            "offsets_refetched": gaps.filled, "alerts": c.alerts, "broker_flavour": flavour,
+            "limits": {"open_contacts": limits.open_contacts, "max_open_contacts": s.max_open_contacts,
+                       "near_limit": limits.open_contacts >= 0.8 * s.max_open_contacts,
+                       "contacts_held": limits.contacts_held,
+                       "max_events_per_interaction": s.max_events_per_interaction},
+            "figures": {**figure_checks, "pending_late": late.pending()
+                        + sum(len(kp.late_keys) for kp in kpis.values())},
+            "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),
+                           "dead": n.dead, "last_error": n.last_error} for n in notifiers],
+            "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
+            "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
+            "event_time_ms": clock.now_ms(), "states": len(table.data) - sum(clock_key(p) in table.data for p in range(s.partitions)), "agents": agent_progress,
+            "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in internals.paused_for_buffer(app.consumer)),
+            "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in inactive_partitions()),
+            "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
+        }
 
-    @app.page("/sql")
-    class SqlView(View):
-        """Typed queries against the worker's embedded ClickHouse (locked to this process, so
-        ``ccpulse sql`` comes here): with the token, from a program, on a read-only
-        connection of their own with time and memory limits (``untrusted_query``)."""
-
-        async def post(self, request: Request, **kwargs: Any) -> Response:
-            if (no := refused(self, request)) is not None:
-                return no
-            body = await request.json()
-            sql = str(body.get("sql", "")).strip()
-            try:
-                res = await writer.typed_query(sql)  # never holds up the writes
-            except Exception as e:  # the caller gets ClickHouse's own message
-                return self.json({"error": str(e)}, status=400)
-            return self.json({"columns": res.columns, "rows": [[_jsonable(v) for v in r] for r in res.rows]})
-
-    if s.web_debug:
-        @app.page("/debug/tasks")
-        class TasksView(View):
-            """Every asyncio task of the worker with where it waits: for a worker that stops
-            making progress without an error (thread dumps show only an idle event loop)."""
-
-            async def get(self, request: Request, **kwargs: Any) -> Response:
-                if (no := refused(self, request, json_body=False)) is not None:
-                    return no
-                return self.json(_task_stacks(app))
-
-    @app.page("/health")
-    class HealthView(View):
-        """Liveness and progress: counters, rows stored, and why the sink is degraded."""
-
-        async def get(self, request: Request, **kwargs: Any) -> Response:
-            c = counters
-            return self.json({
-                "status": "degraded" if writer.degraded else "ok",
-                "degraded": writer.degraded, "engine": writer.engine,
-                "events": c.events, "dead_letters": c.dead_letters, "records_emitted": c.records_emitted,
-                "timed_out": c.timed_out, "expired": c.expired, "late_updates": c.late_updates,
-                "offsets_refetched": gaps.filled, "alerts": c.alerts, "broker_flavour": flavour,
-                "limits": {"open_contacts": limits.open_contacts, "max_open_contacts": s.max_open_contacts,
-                           "near_limit": limits.open_contacts >= 0.8 * s.max_open_contacts,
-                           "contacts_held": limits.contacts_held,
-                           "max_events_per_interaction": s.max_events_per_interaction},
-                "figures": {**figure_checks, "pending_late": late.pending()
-                            + sum(len(kp.late_keys) for kp in kpis.values())},
-                "notifiers": [{"kind": type(n).__name__, "sent": n.sent, "retried": getattr(n, "retried", 0),
-                               "dead": n.dead, "last_error": n.last_error} for n in notifiers],
-                "late_examples": {p: k.late_examples for p, k in kpis.items() if k.late_examples}, "rows_written": writer.rows_written,
-                "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
-                "event_time_ms": clock.now_ms(), "states": len(table.data) - sum(clock_key(p) in table.data for p in range(s.partitions)), "agents": agent_progress,
-                "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in internals.paused_for_buffer(app.consumer)),
-                "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in inactive_partitions()),
-                "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
-            })
+    register_pages(app, token=token, writer=writer, centre=centre, health=health, debug=s.web_debug)
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close_writer(app_: faust.App, **kwargs: Any) -> None:
@@ -1148,34 +1095,3 @@ def create_app(s: Settings) -> faust.App:
         writer.close()
 
     return app
-
-
-def _task_stacks(app: faust.App) -> dict[str, list[dict[str, Any]]]:
-    """Every asyncio task of the main loop and of faust's consumer thread, with its stack."""
-    loops = {"main": asyncio.get_running_loop()}
-    if (loop := internals.consumer_loop(app.consumer)) is not None:
-        loops["consumer"] = loop
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, loop in loops.items():
-        out[name] = [{"task": t.get_name(), "coro": getattr(t.get_coro(), "__qualname__", "?"),
-                      "stack": [f"{'/'.join(f.f_code.co_filename.rsplit('/', 2)[-2:])}:{f.f_lineno} "
-                                f"{f.f_code.co_name}" for f in t.get_stack(limit=12)]}
-                     for t in list(asyncio.all_tasks(loop))]
-    return out
-
-
-def _task_dump(app: faust.App) -> str:
-    return "\n".join(f"  [{loop}] {t['coro']}: " + " <- ".join(reversed(t["stack"]))
-                     for loop, tasks in _task_stacks(app).items() for t in tasks)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return str(v)
