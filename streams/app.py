@@ -41,6 +41,7 @@ from streams.worker_web import register_pages, task_dump
 from streams.figures import FigureChecker
 from streams.kafka import internals
 from streams.kafka.gaps import GapFiller
+from streams.kafka.watchdog import ConsumerWatchdog
 from streams.kafka.inbox import Inbox, Record
 from streams.kafka.inbox import ack as ack_batch
 from streams.kafka.inbox import track as track_batch
@@ -938,73 +939,16 @@ def create_app(s: Settings) -> faust.App:
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
         await writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, version))
 
-    inactive_seen: dict[Any, int] = {}
-
-    def inactive_partitions() -> set[Any]:
-        """Assigned source partitions the consumer is not fetching, other than those faust
-        paused for a full stream buffer (they resume as the buffer drains)."""
-        c = app.consumer
-        if app.in_recovery or getattr(app, "rebalancing", False) or not kpis_settled():
-            return set()
-        return internals.not_fetched(c)
+    watchdog = ConsumerWatchdog(
+        app, s.stall_timeout_s,
+        quiet=lambda: bool(app.in_recovery or getattr(app, "rebalancing", False) or not kpis_settled()),
+        busy=lambda: any(p["in_batch_since"] for p in agent_progress.values()) or bool(writer.degraded),
+        events_seen=lambda: counters.events, task_dump=lambda: task_dump(app))
 
     @app.timer(interval=5.0, name="fetch-watchdog")
     async def fetch_watchdog() -> None:
-        """Resume a source partition faust left out of its fetches after a rebalance.
-
-        A restarted worker in CI once stopped receiving a whole partition for minutes (its
-        events never came, every agent idle, no error). A partition counts only when it
-        is seen left out twice in a row, outside recovery and rebalances."""
-        missing = inactive_partitions()
-        for tp in list(inactive_seen):
-            if tp not in missing:
-                del inactive_seen[tp]
-        stuck = []
-        for tp in missing:
-            inactive_seen[tp] = inactive_seen.get(tp, 0) + 1
-            if inactive_seen[tp] >= 2:
-                stuck.append(tp)
-        if stuck:
-            log.warning("partitions %s were assigned but not fetched: resuming them",
-                        sorted(f"{tp.topic}[{tp.partition}]" for tp in stuck))
-            app.consumer.resume_partitions(stuck)
-            for tp in stuck:
-                inactive_seen.pop(tp, None)
-        await check_stalled()
-
-    progress_seen = {"events": -1, "at": time.monotonic()}
-
-    async def check_stalled(idle_s: float = s.stall_timeout_s) -> None:
-        """Exit (code 75, for the supervisor to restart the worker) when the broker holds
-        messages for this worker's partitions but none has arrived for ``idle_s``.
-
-        A restarted worker in CI twice stopped receiving anything right after reading
-        skipped offsets back (every agent idle, partitions active, no error). A fresh
-        process resumes from the committed offsets, so nothing is lost; before exiting, the
-        log gets every asyncio task's stack and the lag per partition, to find the cause."""
-        now = time.monotonic()
-        busy = any(p["in_batch_since"] for p in agent_progress.values())
-        if counters.events != progress_seen["events"] or busy or writer.degraded or app.in_recovery \
-                or getattr(app, "rebalancing", False) or not kpis_settled():
-            progress_seen.update(events=counters.events, at=now)
-            return
-        if now - progress_seen["at"] < idle_s:
-            return
-        c = app.consumer
-        tps = sorted(internals.source_partitions(c))
-        ends = await c.highwaters(*tps)
-        behind = {}
-        for tp in tps:
-            last = internals.last_read(c, tp)
-            if ends.get(tp) is not None and ends[tp] - 1 > last:
-                behind[f"{tp.topic}[{tp.partition}]"] = (last, ends[tp] - 1)
-        if not behind:
-            progress_seen["at"] = now  # caught up: idle is fine
-            return
-        log.critical("no message for %.0f s while the broker holds more (last read, last offset): %s; "
-                     "exiting for a restart. Tasks:\n%s", now - progress_seen["at"], behind, task_dump(app))
-        logging.shutdown()
-        os._exit(75)
+        """Partitions assigned but not fetched are resumed; a stalled consumer restarts (streams/kafka/watchdog.py)."""
+        await watchdog.check()
 
     @app.timer(interval=centre.windows.refresh_s, name="agent-figures")
     async def agent_figures() -> None:
@@ -1082,7 +1026,7 @@ def create_app(s: Settings) -> faust.App:
             "first_event_at": c.first_event_at, "last_write_at": writer.last_write_at,
             "event_time_ms": clock.now_ms(), "states": len(table.data) - sum(clock_key(p) in table.data for p in range(s.partitions)), "agents": agent_progress,
             "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in internals.paused_for_buffer(app.consumer)),
-            "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in inactive_partitions()),
+            "not_fetched": sorted(f"{tp.topic}:{tp.partition}" for tp in watchdog.not_fetched()),
             "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
         }
 
