@@ -137,3 +137,68 @@ def step(rule: AlertRule, st: dict[str, Any], group: tuple[str, str, str], f: Fi
             st.update(new_alert_state())
             return done
     return None
+
+
+# --- one queue's live figures, as the alerting flow holds them ---------------------------------
+
+def new_group_state() -> dict[str, Any]:
+    """What the alert table keeps per (tenant, queue, channel): the latest live part of each
+    source partition and window, ready agents per agents partition, and each rule's state."""
+    return {"parts": {}, "rules": {}}
+
+
+def take_live_part(st: dict[str, Any], part: Mapping[str, Any]) -> None:
+    """Fold one message of the live-parts topic in; an older part than the one held is ignored
+    (parts of one partition arrive in order, but a replay after a crash repeats them)."""
+    if "ap" in part:  # ready agents of one agents partition
+        agents = st.setdefault("agents", {})
+        cur = agents.get(str(part["ap"]))
+        if cur is None or cur[1] <= part["t"]:
+            agents[str(part["ap"])] = [part["r"], part["t"]]
+        return
+    slot = f"{part['p']}:{part['w']}"
+    cur = st["parts"].get(slot)
+    if cur is None or cur[4] <= part["t"]:
+        st["parts"][slot] = [part["w"], kpi.upgrade(part["v"]), part["n"], part["o"], part["t"]]
+
+
+def evaluate_group(centre: Any, group: tuple[str, str, str], st: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sum the partitions' live figures of one queue and step every matching rule; the
+    notifications of the transitions, as the alerts topic carries them."""
+    from zoneinfo import ZoneInfo
+
+    tenant, queue, channel = group
+    parts = st["parts"].values()
+    if not parts:
+        return []
+    now = max(pt[4] for pt in parts)
+    agents = st.get("agents")
+    ready = sum(a[0] for a in agents.values()) if agents else None
+    q = centre.queue(tenant, queue)
+    tc = centre.tenant(tenant)
+    local = datetime.fromtimestamp(now / 1000, tz=ZoneInfo(tc.timezone))
+    open_now = tc.is_open(local.weekday(), local.hour * 60 + local.minute)
+    out = []
+    for rule in centre.alerts.rules:
+        if not rule.matches(tenant, queue, channel):
+            continue
+        vec, waiting, oldest = kpi.zero(), 0, None
+        window = 0 if rule.metric in QUEUE_METRICS else rule.window_minutes
+        for w, v, n, o, _t in parts:
+            if w == window:
+                kpi.add(vec, v)
+                waiting += n
+                oldest = o if oldest is None or (o is not None and o < oldest) else oldest
+        figs = Figures.of(vec, waiting, (now - oldest) / 1000 if oldest else 0.0, ready)
+        rst = st["rules"].setdefault(rule.name, new_alert_state())
+        tr = step(rule, rst, (tenant, queue, channel), figs, q, now, open_now)
+        if tr:
+            value = "n/a" if tr.value is None else f"{tr.value:.3g}"
+            out.append({
+                "alert_id": tr.alert_id, "rule": tr.rule, "severity": tr.severity, "status": tr.status,
+                "tenant": tenant, "queue": queue, "channel": channel, "metric": tr.metric, "value": tr.value,
+                "threshold": tr.threshold, "started_at_ms": tr.started_at_ms, "at_ms": tr.at_ms,
+                "renotify": tr.renotify,
+                "summary": f"{tr.metric} {value} vs {tr.threshold:g} on {tenant}/{queue}/{channel} ({tr.status})",
+            })
+    return out

@@ -17,8 +17,6 @@ import logging
 import os
 import time
 from collections import defaultdict
-from datetime import datetime
-from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, MutableMapping, Sequence
 
@@ -450,44 +448,6 @@ def create_app(s: Settings) -> faust.App:
     def group_partition(key: bytes) -> int:
         return partition_of(key, s.partitions)
 
-    def evaluate_alerts(key: bytes, st: dict[str, Any]) -> list[dict[str, Any]]:
-        """Sum the partitions' live figures of one queue and step every matching rule."""
-        tenant, queue, channel = orjson.loads(key)
-        parts = st["parts"].values()
-        if not parts:
-            return []
-        now = max(pt[4] for pt in parts)
-        agents = st.get("agents")
-        ready = sum(a[0] for a in agents.values()) if agents else None
-        q = centre.queue(tenant, queue)
-        tc = centre.tenant(tenant)
-        local = datetime.fromtimestamp(now / 1000, tz=ZoneInfo(tc.timezone))
-        open_now = tc.is_open(local.weekday(), local.hour * 60 + local.minute)
-        out = []
-        for rule in centre.alerts.rules:
-            if not rule.matches(tenant, queue, channel):
-                continue
-            vec, waiting, oldest = kpi.zero(), 0, None
-            window = 0 if rule.metric in al.QUEUE_METRICS else rule.window_minutes
-            for w, v, n, o, _t in parts:
-                if w == window:
-                    kpi.add(vec, v)
-                    waiting += n
-                    oldest = o if oldest is None or (o is not None and o < oldest) else oldest
-            figs = al.Figures.of(vec, waiting, (now - oldest) / 1000 if oldest else 0.0, ready)
-            rst = st["rules"].setdefault(rule.name, al.new_alert_state())
-            tr = al.step(rule, rst, (tenant, queue, channel), figs, q, now, open_now)
-            if tr:
-                value = "n/a" if tr.value is None else f"{tr.value:.3g}"
-                out.append({
-                    "alert_id": tr.alert_id, "rule": tr.rule, "severity": tr.severity, "status": tr.status,
-                    "tenant": tenant, "queue": queue, "channel": channel, "metric": tr.metric, "value": tr.value,
-                    "threshold": tr.threshold, "started_at_ms": tr.started_at_ms, "at_ms": tr.at_ms,
-                    "renotify": tr.renotify,
-                    "summary": f"{tr.metric} {value} vs {tr.threshold:g} on {tenant}/{queue}/{channel} ({tr.status})",
-                })
-        return out
-
     def agent_partition(agent: str) -> int:
         """The partition Kafka's default partitioner gives an agent id (murmur2, as producers do)."""
         p = agent_partitions.get(agent)
@@ -776,24 +736,14 @@ def create_app(s: Settings) -> faust.App:
     async def evaluate(events: list[Any]) -> None:
         touched: dict[bytes, int] = {}
         for m in events:
-            part = orjson.loads(m.value)
-            st = alert_table.data.get(m.key) or {"parts": {}, "rules": {}}
-            if "ap" in part:  # ready agents of one agents partition
-                agents = st.setdefault("agents", {})
-                cur = agents.get(str(part["ap"]))
-                if cur is None or cur[1] <= part["t"]:
-                    agents[str(part["ap"])] = [part["r"], part["t"]]
-            else:
-                cur = st["parts"].get(f"{part['p']}:{part['w']}")
-                if cur is None or cur[4] <= part["t"]:
-                    st["parts"][f"{part['p']}:{part['w']}"] = [part["w"], kpi.upgrade(part["v"]), part["n"], part["o"],
-                                                              part["t"]]
+            st = alert_table.data.get(m.key) or al.new_group_state()
+            al.take_live_part(st, orjson.loads(m.value))
             alert_table.data[m.key] = st
             touched[m.key] = m.partition
         fired: list[dict[str, Any]] = []
         for key, partition in touched.items():
             st = alert_table.data[key]
-            notes = evaluate_alerts(key, st)
+            notes = al.evaluate_group(centre, tuple(orjson.loads(key)), st)
             for n in notes:
                 alert_sends.add(s.topic_alerts, group_partition(n["alert_id"].encode()), n["alert_id"].encode(),
                                 orjson.dumps(n))

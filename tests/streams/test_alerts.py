@@ -120,3 +120,34 @@ def test_ready_agents_while_contacts_wait() -> None:
     assert tr is not None and (tr.status, tr.value, tr.threshold) == ("firing", 1.0, 2.0)
     tr = step(rule, st, g, Figures.of(z, 0, 0, ready_agents=1), Q, T0 + 3)               # queue emptied
     assert tr is not None and tr.status == "resolved"
+
+
+def test_the_alerting_flow_sums_every_partitions_part_and_ignores_a_replayed_older_one(tmp_path: Path) -> None:
+    """What the alerts agent does with the live-parts topic (streams/alerts.py, pure): two
+    partitions' 15-minute parts are summed before the rule sees them, a replayed older part
+    does not replace a newer one, and the firing transition becomes one notification."""
+    from streams.alerts import evaluate_group, new_group_state, take_live_part
+
+    f = tmp_path / "c.yaml"
+    f.write_text("tenants: {acme: {timezone: UTC, queues: {sales: {}}}}\n"
+                 "alerts: {rules: [{name: sl, metric: service_level, threshold: 0.8, window_minutes: 15, "
+                 "min_sample: 10, for_s: 0, queues: [sales]}]}\n")
+    centre = load_centre(f)
+    t = 1_767_258_000_000
+
+    def part(p: int, answered: int, in_sl: int, at: int) -> dict:
+        v = kpi.zero()
+        v[kpi.IDX["answered"]], v[kpi.IDX["answered_in_sl"]] = answered, in_sl
+        return {"p": p, "w": 15, "v": v, "n": 0, "o": None, "t": at}
+
+    st = new_group_state()
+    take_live_part(st, part(0, 6, 6, t))          # partition 0 alone: 6 of 6, under the sample
+    assert evaluate_group(centre, ("acme", "sales", "voice"), st) == []
+    take_live_part(st, part(1, 6, 2, t + 1000))   # with partition 1: 8 of 12 = 0.67 < 0.8
+    take_live_part(st, part(1, 1, 1, t - 5000))   # a replayed older part of partition 1: ignored
+    (note,) = evaluate_group(centre, ("acme", "sales", "voice"), st)
+    assert (note["status"], note["rule"], round(note["value"], 4), note["at_ms"]) == ("firing", "sl", 0.6667, t + 1000)
+    assert note["summary"] == "service_level 0.667 vs 0.8 on acme/sales/voice (firing)"
+    take_live_part(st, {"ap": 3, "r": 2, "t": t})  # ready agents of an agents partition
+    assert st["agents"] == {"3": [2, t]}
+    assert evaluate_group(centre, ("acme", "sales", "voice"), st) == []  # still firing: nothing new
