@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from streams import kpi
 from streams.rules import BAD_WHEN, QUEUE_METRICS, RATE_METRICS, AlertRule, Metric  # noqa: F401 -- the rule's home
@@ -140,6 +140,27 @@ def step(rule: AlertRule, st: dict[str, Any], group: tuple[str, str, str], f: Fi
 
 
 # --- one queue's live figures, as the alerting flow holds them ---------------------------------
+
+def live_parts(live: Iterable[tuple[int, tuple[str, str, str], int, kpi.Vector, int, int | None, int]],
+               rule_windows: set[int], queue_wide: bool, first_window: int) -> list[tuple[list[str], dict[str, Any]]]:
+    """What one worker sends to the alerting flow (the live-parts topic): per partition and
+    group, the windows some rule reads, and for queue-wide rules the contacts waiting in the
+    whole queue (group channel ``*``, window 0). ``live`` rows are (partition, group, window,
+    counts, waiting, oldest waiting since, now), as ``PartitionKpis.live`` gives them."""
+    out: list[tuple[list[str], dict[str, Any]]] = []
+    queue: dict[tuple[int, str, str], list[Any]] = {}
+    for p, group, window, vec, waiting, oldest, now in live:
+        if window in rule_windows:
+            out.append((list(group), {"p": p, "w": window, "v": vec, "n": waiting, "o": oldest, "t": now}))
+        if queue_wide:
+            q = queue.setdefault((p, group[0], group[1]), [0, None, now])
+            if window == first_window:  # each window row repeats the contacts waiting
+                q[0] += waiting
+                q[1] = oldest if q[1] is None or (oldest is not None and oldest < q[1]) else q[1]
+    for (p, tenant, queue_), (waiting, oldest, now) in queue.items():
+        out.append(([tenant, queue_, "*"], {"p": p, "w": 0, "v": kpi.zero(), "n": waiting, "o": oldest, "t": now}))
+    return out
+
 
 def new_group_state() -> dict[str, Any]:
     """What the alert table keeps per (tenant, queue, channel): the latest live part of each

@@ -869,21 +869,9 @@ def create_app(s: Settings) -> faust.App:
             for group, window, vec, waiting, oldest in kp.live(now):
                 live.append((p, group, window, vec, waiting, oldest, now))
         intervals, queue_settings = kpi_rows()
-        queue_wide: dict[tuple[int, str, str], list[Any]] = {}
-        for p, group, window, vec, waiting, oldest, now in live:
-            if window in rule_windows:  # the alert agent sums the partitions of each queue
-                key = orjson.dumps(list(group))
-                sends.add(s.topic_live_parts, group_partition(key), key,
-                          orjson.dumps({"p": p, "w": window, "v": vec, "n": waiting, "o": oldest, "t": now}))
-            if queue_rules:  # contacts waiting in the whole queue, every channel
-                q = queue_wide.setdefault((p, group[0], group[1]), [0, None, now])
-                if window == centre.windows.rolling_minutes[0]:  # each window row repeats it
-                    q[0] += waiting
-                    q[1] = oldest if q[1] is None or (oldest is not None and oldest < q[1]) else q[1]
-        for (p, tenant, queue), (waiting, oldest, now) in queue_wide.items():
-            key = orjson.dumps([tenant, queue, "*"])
-            sends.add(s.topic_live_parts, group_partition(key), key,
-                      orjson.dumps({"p": p, "w": 0, "v": kpi.zero(), "n": waiting, "o": oldest, "t": now}))
+        for group, part in al.live_parts(live, rule_windows, bool(queue_rules), centre.windows.rolling_minutes[0]):
+            key = orjson.dumps(group)  # the alert agent sums the partitions of each queue
+            sends.add(s.topic_live_parts, group_partition(key), key, orjson.dumps(part))
         await send_or_exit(sends)
         await writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)

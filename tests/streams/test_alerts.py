@@ -151,3 +151,19 @@ def test_the_alerting_flow_sums_every_partitions_part_and_ignores_a_replayed_old
     take_live_part(st, {"ap": 3, "r": 2, "t": t})  # ready agents of an agents partition
     assert st["agents"] == {"3": [2, t]}
     assert evaluate_group(centre, ("acme", "sales", "voice"), st) == []  # still firing: nothing new
+
+
+def test_live_parts_carry_the_rule_windows_and_the_whole_queue_waiting() -> None:
+    from streams.alerts import live_parts
+
+    v = kpi.zero()
+    live = [(0, ("acme", "sales", "voice"), w, v, 2, 100, 5000) for w in (5, 15, 60)] + \
+           [(0, ("acme", "sales", "chat"), w, v, 1, 50, 5000) for w in (5, 15, 60)] + \
+           [(1, ("acme", "sales", "voice"), w, v, 4, 70, 6000) for w in (5, 15, 60)]
+    out = live_parts(live, {15}, True, 5)
+    per_group = sorted((g, m["p"], m["w"]) for g, m in out if g[2] != "*")
+    assert per_group == [(["acme", "sales", "chat"], 0, 15), (["acme", "sales", "voice"], 0, 15),
+                         (["acme", "sales", "voice"], 1, 15)]
+    queue = {m["p"]: (m["n"], m["o"], m["w"]) for g, m in out if g == ["acme", "sales", "*"]}
+    assert queue == {0: (3, 50, 0), 1: (4, 70, 0)}  # every channel of the queue, counted once per window set
+    assert [g for g, _ in live_parts(live, {15}, False, 5) if g[2] == "*"] == []
