@@ -5,7 +5,7 @@
 FROM python:3.11-slim-bookworm
 
 # PYTHONPATH=/app: the installed package finds its migrations next to itself
-# (streams/migrate.py: <package>/../sql/migrations), and sql/ is not part of the wheel,
+# (streams/clickhouse/migrate.py: <package>/../sql/migrations), and sql/ is not part of the wheel,
 # so the code runs from /app, where streams/ and sql/ sit side by side.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

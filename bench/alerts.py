@@ -41,7 +41,7 @@ So expect roughly refresh_s/2 + ~0.5 s on average and refresh_s + ~0.5–1 s at 
 and ``alert_p99_ms_refresh_0_5s`` with ``refresh_s: 0.5``. With 20 episodes the nearest-rank
 p99 is the largest of the 20 (p99 = max); raise ``--alert-episodes`` for a real tail.
 
-The receiver verifies each webhook's signature (streams/notify.py ``verify``) and the JSON
+The receiver verifies each webhook's signature (streams/worker/notify.py ``verify``) and the JSON
 counts the bad ones (expect 0) and any second "firing" for one queue (expect 0).
 """
 from __future__ import annotations
@@ -68,9 +68,9 @@ from bench.harness import (
     start_worker,
     stop_worker,
 )
-from streams.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from streams.settings import Settings
-from streams.worker_process import WorkerProcess
+from streams.worker.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from streams.config.settings import Settings
+from streams.worker.process import WorkerProcess
 
 DEFAULT_REFRESH_S = 1.0
 FAST_REFRESH_S = 0.5

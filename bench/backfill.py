@@ -3,7 +3,7 @@
 
 The live data (a simulated day ending now) sets the partition clocks to today, so every
 historic event is far past the stream's lateness horizon: its intervals can only be counted
-by the worker's recount from the stored records (streams/verify.py). The month is the
+by the worker's recount from the stored records (streams/worker/verify.py). The month is the
 Anonymous Bank log (``../shared/data/anonymous-bank/calls-august.csv``) when it is there,
 else a simulated month a year back.
 
@@ -24,16 +24,16 @@ AB_MONTH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ano
 
 
 def _history() -> tuple[list[Any], int, str, date, date]:
-    from streams.producer import from_event
+    from streams.traffic.producer import from_event
 
     if AB_MONTH.exists():
-        from streams import replay
+        from streams.traffic import replay
 
         stats = replay.AnonymousBankStats()
         events = [from_event(e) for e in replay.iter_anonymous_bank(AB_MONTH, stats=stats)]
         contacts = len({m.key for m in events if m.kind == "events"})
         return events, contacts, "anonymous-bank", date(2010, 7, 31), date(2010, 9, 1)
-    from streams.simulate import SimConfig, event_time_order, simulate
+    from streams.traffic.simulate import SimConfig, event_time_order, simulate
 
     start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=400)
     sim = simulate(SimConfig(seed=17, interactions=88_000, start=start))
@@ -42,9 +42,9 @@ def _history() -> tuple[list[Any], int, str, date, date]:
 
 
 def measure_backfill(workdir: Path, port: int) -> dict[str, Any]:
-    from streams.producer import from_event, produce
-    from streams.simulate import SimConfig, event_time_order, simulate
-    from streams.verify_cli import check
+    from streams.traffic.producer import from_event, produce
+    from streams.traffic.simulate import SimConfig, event_time_order, simulate
+    from streams.cli.verify import check
 
     s = bench_settings(workdir, port, "bf")
     prepare(s)

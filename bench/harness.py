@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from streams.settings import Settings, load_settings
-from streams.worker_process import WorkerProcess
+from streams.config.settings import Settings, load_settings
+from streams.worker.process import WorkerProcess
 
 
 def _free_port() -> int:
@@ -46,7 +46,7 @@ def _health(s: Settings) -> dict[str, Any]:
 
 def _scalar(s: Settings, sql: str) -> Any:
     """The one value a query returns, through the worker's /sql endpoint (it owns chdb)."""
-    from streams.query import query_worker
+    from streams.clickhouse.query import query_worker
 
     res = query_worker(s, sql, timeout_s=10)
     return res.rows[0][0] if res.rows else None
@@ -86,7 +86,7 @@ def _children_cpu_s(pid: int) -> float:
 
 
 def _engine_rss_mb(pid: int) -> float | None:
-    """RSS of the worker's embedded-engine process (streams/engine.py), None without one."""
+    """RSS of the worker's embedded-engine process (streams/clickhouse/engine.py), None without one."""
     total = [_memory_mb(c).get("VmRSS", 0.0) for c in child_pids(pid)]
     return round(sum(total), 1) if total else None
 
@@ -116,7 +116,7 @@ def bench_settings(workdir: Path, port: int, tag: str, **extra: Any) -> Settings
 
 def prepare(s: Settings) -> None:
     """Topics and tables of a run."""
-    from streams.topics import create_topics
+    from streams.worker.topics import create_topics
 
     create_topics(s)
     subprocess.run([sys.executable, "-m", "streams.cli", "db", "migrate"], env=_env(s), check=True,
@@ -124,7 +124,7 @@ def prepare(s: Settings) -> None:
 
 
 def start_worker(s: Settings, log_path: Path, env: dict[str, str] | None = None) -> WorkerProcess:
-    """The bench's worker, as the demo and the tests run one (streams/worker_process.py)."""
+    """The bench's worker, as the demo and the tests run one (streams/worker/process.py)."""
     return WorkerProcess.for_settings(s, log_path, env=env or _env(s)).start()
 
 
@@ -140,7 +140,7 @@ def check_alive(worker: WorkerProcess, log_path: Path) -> None:
 @contextmanager
 def private_broker(workdir: Path) -> Iterator[int]:
     """A Tansu broker on a free port for the whole bench; its port."""
-    from streams import devstack
+    from streams.cli import devstack
 
     port = _free_port()
     devstack.up(workdir / "state", port)

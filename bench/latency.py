@@ -25,7 +25,7 @@ What bounds it:
   events/s batches never fill, so an event waits for its batch up to that long, plus the
   previous batch's processing and awaited writes, as a deployment with those settings
   would see;
-- the producer is configured as ccpulse's own (streams/producer.py: acks=all, 20 ms linger);
+- the producer is configured as ccpulse's own (streams/traffic/producer.py: acks=all, 20 ms linger);
 - the poll: one query every ``poll_s`` (50 ms; at least 10 ms after the previous answer),
   which adds ~25 ms on average; the answer time also includes the query (~20 ms). The
   worker runs its queries and its inserts on one ClickHouse thread (embedded chdb), so
@@ -50,7 +50,7 @@ from typing import Any
 
 from bench.harness import (_cpu_s, _health, _note, _rss_mb, bench_settings, check_alive, prepare,
                             start_worker, stop_worker)
-from streams.settings import Settings
+from streams.config.settings import Settings
 
 REFRESH_S = 0.2
 POLL_S = 0.05

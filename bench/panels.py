@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.clickhouse import ClickHouse
-from streams.connect import connect
-from streams.migrate import migrate
+from streams.clickhouse.connect import connect
+from streams.clickhouse.migrate import migrate
 
 DAY_MS = 86_400_000
 TENANTS = ("acme", "globex", "initech")

@@ -42,7 +42,7 @@ from typing import Any
 from bench.harness import (_children_cpu_s, _cpu_s, _engine_rss_mb, _health, _memory_mb, _note, _scalar,
                            _server_url, bench_settings, check_alive, prepare, private_broker, start_worker,
                            stop_worker)
-from streams.settings import Settings
+from streams.config.settings import Settings
 
 #: How often the KPI rows are looked for near the end of the throughput run.
 KPI_POLL_S = 0.05
@@ -80,8 +80,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
                        tag_suffix: str = "", server_url: str | None = None) -> dict[str, Any]:
     """Events/s of one worker; on ``server_url`` (a ClickHouse server, a private database
     dropped afterwards) instead of the embedded engine when given."""
-    from streams.producer import from_event, produce
-    from streams.simulate import SimConfig, simulate
+    from streams.traffic.producer import from_event, produce
+    from streams.traffic.simulate import SimConfig, simulate
 
     tag = f"bench{os.getpid()}{tag_suffix}"
     s = bench_settings(workdir, port, tag, **({"clickhouse_url": _server_url(server_url, tag)} if server_url else {}))
@@ -190,7 +190,7 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
     finally:
         stop_worker(worker)
         if server_url:
-            from streams.connect import connect
+            from streams.clickhouse.connect import connect
 
             ch = connect(_server_url(server_url, "default"))
             try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from streams.worker_process import WorkerProcess
+from streams.worker.process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -161,7 +161,7 @@ class QueryError(Exception):
 
 
 class Worker(WorkerProcess):
-    """``ccpulse worker`` as a real process (streams/worker_process.py, as the demo and the
+    """``ccpulse worker`` as a real process (streams/worker/process.py, as the demo and the
     bench run it), killable with any signal, supervised as production would."""
 
     restarts: int = 0

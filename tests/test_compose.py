@@ -22,8 +22,8 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from streams.cli import build_parser
-from streams.settings import ENV_PREFIX, ConfigError, Settings, load_settings
+from streams.cli.main import build_parser
+from streams.config.settings import ENV_PREFIX, ConfigError, Settings, load_settings
 
 try:
     import tomllib
@@ -164,7 +164,7 @@ def setting_problems(env: Mapping[str, str]) -> list[str]:
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in Settings.model_fields:
-            problems.append(f"{key}: streams.settings.Settings has no field {name!r}")
+            problems.append(f"{key}: streams.config.settings.Settings has no field {name!r}")
             continue
         value, complete = interpolate(raw)
         if not complete:  # only the deployer's environment knows this value
@@ -261,7 +261,7 @@ def dockerfile_problems(img: Image, pyproject: Mapping[str, Any], dockerignore: 
             problems.append(f"Dockerfile copies {name}, which is not in the repository")
         if name in ignored:
             problems.append(f"Dockerfile copies {name}, which .dockerignore leaves out of the context")
-    # streams/migrate.py reads <dir of streams>/../sql/migrations, and sql/ is not in the wheel:
+    # streams/clickhouse/migrate.py reads <dir of streams>/../sql/migrations, and sql/ is not in the wheel:
     # the code must run from where streams/ and sql/ were copied side by side.
     if "streams" in img.copies and "sql" in img.copies:
         home = posixpath.dirname(img.copies["streams"])
@@ -658,7 +658,7 @@ def test_clickhouse_access_file_is_mounted_current_and_its_passwords_are_set(com
     there: an unset variable would leave a user with an empty password."""
     import re
 
-    from streams.access import users_xml
+    from streams.clickhouse.access import users_xml
 
     ch = compose["services"]["clickhouse"]
     src = ROOT / "clickhouse" / "users.d" / "ccpulse-access.xml"

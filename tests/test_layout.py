@@ -74,9 +74,9 @@ def test_the_cycle_finder_finds_one() -> None:
 
 
 def test_the_kpi_formulas_are_written_once() -> None:
-    """Every view's ratios and sums come from sql/fragments (streams/migrate.py places them):
+    """Every view's ratios and sums come from sql/fragments (streams/clickhouse/migrate.py places them):
     a formula changed there changes every view, and no migration holds a copy."""
-    from streams.migrate import fragments, load_migrations, view_definitions
+    from streams.clickhouse.migrate import fragments, load_migrations, view_definitions
 
     frags = fragments()
     assert set(frags) >= {"KPI_RATIOS", "KPI_SUMS"}

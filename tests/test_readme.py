@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "docs" / "operations.md").read_text()

@@ -1,6 +1,6 @@
 """Grafana-managed alert rules that mirror the centre file's SLA rules: a second line of defence.
 
-The stream evaluates its own rules (streams/alerts.py) on the figures it holds in memory. If
+The stream evaluates its own rules (streams/domain/alerts.py) on the figures it holds in memory. If
 the stream stops, so do its alerts. These rules ask ClickHouse the same questions from Grafana,
 so a breach is still noticed when the worker is down or stuck; and one more rule notices
 exactly that: live figures that stopped being written while contacts were in progress.
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from streams.alerts import BAD_WHEN, QUEUE_METRICS, RATE_METRICS, AlertRule
-from streams.centre import _day_range, _span
+from streams.domain.alerts import BAD_WHEN, QUEUE_METRICS, RATE_METRICS, AlertRule
+from streams.config.centre import _day_range, _span
 
 if TYPE_CHECKING:
-    from streams.centre import CentreConfig
+    from streams.config.centre import CentreConfig
 
 DATASOURCE_UID = "ccpulse-clickhouse"
 DATASOURCE_TYPE = "grafana-clickhouse-datasource"
@@ -70,7 +70,7 @@ _VALUE_SQL = {
     "oldest_wait_s": "k.oldest_waiting_s",
     "waiting": "k.waiting",
 }
-#: The sample a rate metric needs (streams.alerts.value_of): contacts that left the queue, or answered.
+#: The sample a rate metric needs (streams.domain.alerts.value_of): contacts that left the queue, or answered.
 _SAMPLE_SQL = {"service_level": "k.answered + k.abandoned", "abandon_rate": "k.answered + k.abandoned",
                "asa_s": "k.answered"}
 

@@ -13,18 +13,18 @@ GRAFANA_DIR = Path(__file__).resolve().parents[2] / "grafana"
 
 def cli_error(message: str) -> Exception:
     """The command line's error: printed as one line, exit 2."""
-    from streams.cliutil import CliError
+    from streams.cli.common import CliError
 
     return CliError(message)
 
 
 def _centre(args: argparse.Namespace) -> Any:
     """``--centre``, else the settings' centre file (CCPULSE_CENTRE_CONFIG), else all defaults."""
-    from streams.centre import load_centre
+    from streams.config.centre import load_centre
 
     if args.centre:
         return load_centre(args.centre)
-    from streams.cliutil import settings_of as _settings
+    from streams.cli.common import settings_of as _settings
 
     return load_centre(_settings(args).centre_config)
 

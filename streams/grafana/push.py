@@ -457,8 +457,8 @@ def client_org_name(tenant: str) -> str:
 
 
 def client_password_env(tenant: str) -> str:
-    """The variable holding the client user's password (the one streams/access.py names)."""
-    from streams.access import client_user
+    """The variable holding the client user's password (the one streams/clickhouse/access.py names)."""
+    from streams.clickhouse.access import client_user
 
     return f"CLICKHOUSE_{client_user(tenant).upper()}_PASSWORD"
 
@@ -466,7 +466,7 @@ def client_password_env(tenant: str) -> str:
 def client_datasource_payload(base: Mapping[str, Any], tenant: str, password: str) -> dict[str, Any]:
     """The ops datasource, as the client's own ClickHouse user: same uid, so the dashboards work
     unchanged, and the server's row filters decide what it sees, whatever a variable holds."""
-    from streams.access import client_user
+    from streams.clickhouse.access import client_user
 
     return {**base, "isDefault": True, "jsonData": {**base["jsonData"], "username": client_user(tenant)},
             "secureJsonData": {**base.get("secureJsonData", {}), "password": password}}

@@ -7,8 +7,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from streams.producer import from_event
-from streams.simulate import SimConfig, Simulation, event_time_order, simulate
+from streams.traffic.producer import from_event
+from streams.traffic.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.conftest import make_env
 from tests.integration.pipeline_helpers import send
 from tests.services import Broker, Worker, run_cli, wait_for

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from streams.producer import Outgoing, from_event, produce
-from streams.settings import load_settings
+from streams.traffic.producer import Outgoing, from_event, produce
+from streams.config.settings import load_settings
 from tests.services import Worker, wait_for
 
 TIME_FIELDS = ["offered_at", "answered_at", "abandoned_at", "ended_at", "wrapup_ended_at",

@@ -1,4 +1,4 @@
-"""Read-only and per-tenant ClickHouse users (streams/access.py) on real engines.
+"""Read-only and per-tenant ClickHouse users (streams/clickhouse/access.py) on real engines.
 
 On CI's ClickHouse server (18.16) the users.d file goes next to the running server's
 users.xml; ClickHouse reloads user configuration on its own, so the test waits for the new
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from streams.access import OTHER_TABLES, TENANT_TABLES, Password, client_user, users_xml
-from streams.connect import connect
-from streams.migrate import migrate
-from streams.sinks import rows
+from streams.clickhouse.access import OTHER_TABLES, TENANT_TABLES, Password, client_user, users_xml
+from streams.clickhouse.connect import connect
+from streams.clickhouse.migrate import migrate
+from streams.clickhouse import rows
 from tests.streams.test_clickhouse import RECORD
 from tests.services import wait_for
 
@@ -38,7 +38,7 @@ def test_all_tables_are_classified_and_tenant_tables_have_a_tenant(tmp_path: Pat
         tables = {r[0]: r[1] for r in ch.query(
             "SELECT name, engine FROM system.tables WHERE database = 'acc'").rows}
         stored = {t for t, engine in tables.items() if engine != "View"}
-        assert stored == set(TENANT_TABLES) | set(OTHER_TABLES), "classify new tables in streams/access.py"
+        assert stored == set(TENANT_TABLES) | set(OTHER_TABLES), "classify new tables in streams/clickhouse/access.py"
         for t in TENANT_TABLES:
             cols = [r[0] for r in ch.query(f"DESCRIBE TABLE acc.{t}").rows]
             assert "tenant" in cols, t
@@ -106,9 +106,9 @@ def test_a_client_sees_only_its_own_tenant(access_db: tuple) -> None:
 
 _SEED = """
 import sys
-from streams.connect import connect
-from streams.migrate import migrate
-from streams.sinks import rows
+from streams.clickhouse.connect import connect
+from streams.clickhouse.migrate import migrate
+from streams.clickhouse import rows
 from tests.streams.test_clickhouse import RECORD
 ch = connect("chdb://" + sys.argv[1], sys.argv[2])
 migrate(ch)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.producer import from_event
+from streams.traffic.producer import from_event
 from tests.integration.pipeline_helpers import send
 from tests.services import Worker, run_cli, wait_for
 

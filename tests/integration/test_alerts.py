@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from streams.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from streams.producer import from_event
+from streams.worker.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from streams.traffic.producer import from_event
 from tests.integration.pipeline_helpers import send
 from tests.services import Worker, free_port, run_cli, wait_for
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.connect import connect
-from streams.producer import from_event
-from streams.simulate import SimConfig, Simulation, event_time_order, simulate
+from streams.clickhouse.connect import connect
+from streams.traffic.producer import from_event
+from streams.traffic.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
 from tests.integration.test_kpis import independent_intervals, prepared_env, wait_intervals
 from tests.services import ClickHouseServer, Worker, free_port, wait_for
@@ -179,7 +179,7 @@ def test_three_sigkills_at_random_points_lose_nothing_and_count_nothing_twice(
 
 
 def _engine_pid(worker: Worker) -> int | None:
-    """The worker's embedded-engine process (streams/engine.py), read from /proc, not /health."""
+    """The worker's embedded-engine process (streams/clickhouse/engine.py), read from /proc, not /health."""
     from bench.harness import child_pids
 
     assert worker.proc is not None

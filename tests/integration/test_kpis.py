@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.kpi import COUNT_FIELDS
-from streams.producer import from_event
-from streams.simulate import SimConfig, Simulation, event_time_order, simulate
+from streams.domain.kpi import COUNT_FIELDS
+from streams.traffic.producer import from_event
+from streams.traffic.simulate import SimConfig, Simulation, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
 from tests.services import REPO, Worker, run_cli, wait_for
 
@@ -128,7 +128,7 @@ def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], parti
     """Store a row the way a worker killed before rewriting it leaves one: a partition's
     figures for an interval none of that partition's contacts is in (a transferred
     contact's first queue). Rebuilt aggregates must zero it, or it counts for good."""
-    from streams.keys import partition_of
+    from streams.domain.keys import partition_of
 
     expected = independent_intervals(truth)
     for p in range(partitions):
@@ -140,7 +140,7 @@ def plant_stale_row(env: dict[str, str], truth: dict[str, dict[str, Any]], parti
             break
     sql = ("INSERT INTO ccpulse.kpi_interval_parts (tenant, queue, channel, interval_start, source_partition, "
            f"offered, answered, version) VALUES ('{t}', '{q}', '{c}', toDateTime({start // 1000}), {p}, 5, 5, 1)")
-    code = ("import sys; from streams.connect import connect; "
+    code = ("import sys; from streams.clickhouse.connect import connect; "
             "ch = connect(sys.argv[1]); ch.command(sys.argv[2]); ch.close()")
     subprocess.run([sys.executable, "-c", code, env["CCPULSE_CLICKHOUSE_URL"], sql], cwd=REPO, check=True)
     return (t, q, c, start)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from streams.keys import partition_of
+from streams.domain.keys import partition_of
 
-from streams import kpi
-from streams.producer import from_event
-from streams.simulate import SimConfig, event_time_order, simulate
+from streams.domain import kpi
+from streams.traffic.producer import from_event
+from streams.traffic.simulate import SimConfig, event_time_order, simulate
 from tests.integration.pipeline_helpers import send
 from tests.services import REPO, Worker, free_port, run_cli, wait_for
 
@@ -195,7 +195,7 @@ def test_tenants_reusing_ids_keep_their_own_contacts_and_agents(pipeline_env: di
 def _plant(env: dict[str, str], db: str, key: tuple[str, str, str, int], partition: int) -> None:
     """A wrong row as drift leaves one: a newer version of a finished interval, 5 too many."""
     t, q, c, start = key
-    code = ("import sys, time; from streams.connect import connect; ch = connect(sys.argv[1]); "
+    code = ("import sys, time; from streams.clickhouse.connect import connect; ch = connect(sys.argv[1]); "
             "ch.command(sys.argv[2].replace('VERSION', str(int(time.time() * 1000)))); ch.close()")
     cols = ["tenant", "queue", "channel", "interval_start", "local_day", "source_partition", *kpi.FIELDS,
             "sl_threshold_s", "short_abandon_s"]

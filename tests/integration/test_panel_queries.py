@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from streams.grafana.dashboards import build_all
-from streams.producer import from_event
-from streams.simulate import SimConfig, Simulation, event_time_order, simulate
+from streams.traffic.producer import from_event
+from streams.traffic.simulate import SimConfig, Simulation, event_time_order, simulate
 from streams.grafana.macros import expand
 from tests.conftest import make_env
 from tests.integration.pipeline_helpers import send

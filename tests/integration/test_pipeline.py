@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.simulate import SimConfig, Simulation, simulate
+from streams.traffic.simulate import SimConfig, Simulation, simulate
 from tests.integration.pipeline_helpers import event_messages, expected_records, send, wait_for_truth
 from tests.services import Worker, run_cli, wait_for
 

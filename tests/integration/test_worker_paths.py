@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams.producer import Outgoing, from_event
+from streams.traffic.producer import Outgoing, from_event
 from tests.integration.pipeline_helpers import send
 from tests.services import Worker, run_cli, wait_for
 
@@ -31,7 +31,7 @@ def call(iid: str, t: int) -> list[dict[str, Any]]:
 
 def same_partition_as(key: str, partitions: int) -> str:
     """Another interaction id that Kafka's default partitioner puts on the same partition."""
-    from streams.keys import partition_of
+    from streams.domain.keys import partition_of
 
     want = partition_of(key.encode(), partitions)
     return next(k for i in range(1000) if partition_of((k := f"later{i}").encode(), partitions) == want)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from streams import agents as ag
+from streams.domain import agents as ag
 
 T0 = 1_767_258_000_000  # a quarter-hour boundary
 S = 1000

@@ -3,7 +3,7 @@ exactly what the stream's own rules ask its in-memory figures.
 
 The SQL runs on a real ClickHouse engine (embedded chdb, the schema from the migrations), over
 rows written by the sink's own batch builders; the expected values come from the stream's
-rule code (streams.alerts.value_of) on the same counts, so a wrong column, SL variant, window,
+rule code (streams.domain.alerts.value_of) on the same counts, so a wrong column, SL variant, window,
 sample or matcher fails here. Grafana itself (its expression engine and provisioning reader)
 cannot be installed on this machine: the documents are checked against the provisioning
 format as data, not loaded into a Grafana.
@@ -19,14 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from streams import kpi
-from streams.alerts import BAD_WHEN, QUEUE_METRICS, Figures, value_of
-from streams.centre import CentreConfig, load_centre
+from streams.domain import kpi
+from streams.domain.alerts import BAD_WHEN, QUEUE_METRICS, Figures, value_of
+from streams.config.centre import CentreConfig, load_centre
 from streams.clickhouse import ClickHouse
-from streams.connect import connect
+from streams.clickhouse.connect import connect
 from streams.grafana import alert_rules as ar
-from streams.migrate import migrate
-from streams.sinks import rows
+from streams.clickhouse.migrate import migrate
+from streams.clickhouse import rows
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTING = ROOT / "grafana" / "provisioning" / "alerting"
@@ -342,7 +342,7 @@ def test_stale_rule_sees_a_stream_that_stopped_mid_traffic(ch: ClickHouse) -> No
 
 
 def test_drift_rule_counts_the_rows_the_worker_found_drifted_lately_per_tenant(ch: ClickHouse) -> None:
-    from streams.recount import Difference
+    from streams.domain.recount import Difference
 
     now = int(time.time() * 1000)
     d = Difference((0, "acme", "sales", "voice", 0), ("offered",), (6,), (1,))

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from streams import kpi
-from streams.alerts import AlertRule, Figures, alert_id, new_alert_state, step
-from streams.centre import QueueConfig, load_centre
-from streams.settings import ConfigError
+from streams.domain import kpi
+from streams.domain.alerts import AlertRule, Figures, alert_id, new_alert_state, step
+from streams.config.centre import QueueConfig, load_centre
+from streams.config.settings import ConfigError
 
 Q = QueueConfig(sl_goal=0.8, sl_threshold_s=20, short_abandon_s=5)
 G = ("acme", "sales", "voice")
@@ -123,10 +123,10 @@ def test_ready_agents_while_contacts_wait() -> None:
 
 
 def test_the_alerting_flow_sums_every_partitions_part_and_ignores_a_replayed_older_one(tmp_path: Path) -> None:
-    """What the alerts agent does with the live-parts topic (streams/alerts.py, pure): two
+    """What the alerts agent does with the live-parts topic (streams/domain/alerts.py, pure): two
     partitions' 15-minute parts are summed before the rule sees them, a replayed older part
     does not replace a newer one, and the firing transition becomes one notification."""
-    from streams.alerts import evaluate_group, new_group_state, take_live_part
+    from streams.domain.alerts import evaluate_group, new_group_state, take_live_part
 
     f = tmp_path / "c.yaml"
     f.write_text("tenants: {acme: {timezone: UTC, queues: {sales: {}}}}\n"
@@ -154,7 +154,7 @@ def test_the_alerting_flow_sums_every_partitions_part_and_ignores_a_replayed_old
 
 
 def test_live_parts_carry_the_rule_windows_and_the_whole_queue_waiting() -> None:
-    from streams.alerts import live_parts
+    from streams.domain.alerts import live_parts
 
     v = kpi.zero()
     live = [(0, ("acme", "sales", "voice"), w, v, 2, 100, 5000) for w in (5, 15, 60)] + \

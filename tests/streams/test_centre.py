@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.centre import load_centre
-from streams.settings import ConfigError
+from streams.config.centre import load_centre
+from streams.config.settings import ConfigError
 from tests.services import run_cli
 
 GOOD = """

@@ -105,7 +105,7 @@ def test_dev_down_stops_only_its_own_broker(tmp_path) -> None:  # type: ignore[n
     import subprocess
     import sys
 
-    from streams import devstack
+    from streams.cli import devstack
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -9,9 +9,9 @@ from typing import Iterator
 import pytest
 
 from streams.clickhouse import ClickHouse, ClickHouseUnavailable, data_path_locked
-from streams.connect import connect
-from streams.migrate import load_migrations, migrate
-from streams.sinks import rows
+from streams.clickhouse.connect import connect
+from streams.clickhouse.migrate import load_migrations, migrate
+from streams.clickhouse import rows
 
 RECORD = {
     "interaction_id": "i1", "tenant": "acme", "channel": "chat", "queue": "billing", "first_queue": "sales",
@@ -44,7 +44,7 @@ def test_migrations_apply_once_and_are_recorded(ch: ClickHouse) -> None:
 
 
 def test_views_follow_their_edited_definitions_and_tables_keep_their_rows(ch: ClickHouse, tmp_path: Path) -> None:
-    """Views are repeatable (streams/migrate.py): an upgrade that adds a column re-creates the
+    """Views are repeatable (streams/clickhouse/migrate.py): an upgrade that adds a column re-creates the
     view edited to read it, and a run with nothing changed re-creates nothing."""
     d = tmp_path / "migrations"
     d.mkdir()
@@ -106,7 +106,7 @@ def test_second_process_sees_locked_embedded_path(tmp_path: Path) -> None:
     import sys
 
     path = tmp_path / "locked"
-    holder = subprocess.Popen([sys.executable, "-c", f"from streams.connect import connect; import time; "
+    holder = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse.connect import connect; import time; "
                                f"c = connect('chdb://{path}'); print('ok', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -128,7 +128,7 @@ def test_unreachable_server_is_named_failure() -> None:
 
 
 def test_engine_process_restarts_after_a_crash_with_its_data(tmp_path: Path) -> None:
-    """The worker's engine runs in a child (streams/engine.py): a crash of it is an outage
+    """The worker's engine runs in a child (streams/clickhouse/engine.py): a crash of it is an outage
     of one call at most, and the next call finds the rows stored before it."""
     import os
     import signal
@@ -136,7 +136,7 @@ def test_engine_process_restarts_after_a_crash_with_its_data(tmp_path: Path) -> 
     import pyarrow as pa
 
     from streams.clickhouse import ClickHouseError
-    from streams.engine import EngineProcess
+    from streams.clickhouse.engine import EngineProcess
 
     c = connect(f"chdb://{tmp_path / 'e'}", "cctest", own_process=True)
     assert isinstance(c, EngineProcess)
@@ -169,7 +169,7 @@ def test_engine_process_ends_with_its_parent_and_frees_the_data_path(tmp_path: P
     import time
 
     path = tmp_path / "orphan"
-    parent = subprocess.Popen([sys.executable, "-c", f"from streams.connect import connect; import time; "
+    parent = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse.connect import connect; import time; "
                                f"c = connect('chdb://{path}', own_process=True); print(c.pid, flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -195,7 +195,7 @@ def test_an_engine_busy_in_a_long_query_still_ends_with_its_parent(tmp_path: Pat
     import time
 
     path = tmp_path / "busy"
-    parent = subprocess.Popen([sys.executable, "-c", f"from streams.connect import connect; "
+    parent = subprocess.Popen([sys.executable, "-c", f"from streams.clickhouse.connect import connect; "
                                f"c = connect('chdb://{path}', own_process=True); print(c.pid, flush=True); "
                                "c.query('SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 0')"],
                               stdout=subprocess.PIPE, text=True)

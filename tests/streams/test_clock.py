@@ -1,8 +1,8 @@
 """Event clocks a bad producer cannot move, and state keys another tenant cannot reach."""
 from __future__ import annotations
 
-from streams.clock import Clock, clock_key, is_clock_key
-from streams.keys import split_key, state_key
+from streams.domain.clock import Clock, clock_key, is_clock_key
+from streams.domain.keys import split_key, state_key
 
 WALL = 1_800_000_000_000
 

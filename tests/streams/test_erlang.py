@@ -2,7 +2,7 @@
 
 With exponential talk, no hold/transfer/ACW, no breaks or shifts, a fixed Poisson arrival
 rate and ``priority_share=0`` (pure FIFO), one simulated queue is exactly M/M/c+M (Erlang A),
-or M/M/c (Erlang C) when nobody abandons. Long runs, measured two ways (streams.kpi over every
+or M/M/c (Erlang C) when nobody abandons. Long runs, measured two ways (streams.domain.kpi over every
 record, and a plain recount of the truth records), must fall within a stated statistical
 tolerance of the analytic values of tests/erlang.py (sources cited there).
 
@@ -46,9 +46,9 @@ from typing import Any, Callable
 
 import pytest
 
-from streams import kpi
-from streams.centre import QueueConfig
-from streams.simulate import QueueSpec, SimConfig, TenantSpec, simulate
+from streams.domain import kpi
+from streams.config.centre import QueueConfig
+from streams.traffic.simulate import QueueSpec, SimConfig, TenantSpec, simulate
 from tests.erlang import ErlangA, ErlangC
 
 LAM, MU, THETA, C = 1 / 10, 1 / 60, 1 / 120, 7  # 10 s between calls, 60 s talk, 120 s patience, 7 agents
@@ -80,7 +80,7 @@ def batches(recs: Records) -> list[Records]:
 
 
 def kpi_counts(recs: Records) -> kpi.Vector:
-    """streams.kpi: every part every record contributes, summed (intervals do not matter here)."""
+    """streams.domain.kpi: every part every record contributes, summed (intervals do not matter here)."""
     v = kpi.zero()
     for r in recs:
         for _ts, part in kpi.contribution(r, QUEUE):
@@ -89,7 +89,7 @@ def kpi_counts(recs: Records) -> kpi.Vector:
 
 
 def recount(recs: Records) -> Counter:
-    """The same counts straight from the truth, without streams.kpi."""
+    """The same counts straight from the truth, without streams.domain.kpi."""
     n: Counter = Counter()
     for r in recs:
         w = r["wait_ms"]
@@ -110,7 +110,7 @@ def _left(n: Counter) -> int:
     return n["answered"] + n["abandoned"]
 
 
-#: name -> (the figure by streams.kpi's formula, the same written out here on the recount)
+#: name -> (the figure by streams.domain.kpi's formula, the same written out here on the recount)
 FIGURES: dict[str, tuple[Callable[[dict], float | None], Callable[[Counter], float]]] = {
     "sl_abandons_count_against": (lambda c: kpi.service_level(c, "abandons_count_against"),
                                   lambda n: n["answered_in_sl"] / _left(n)),

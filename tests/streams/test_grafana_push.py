@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from streams.centre import load_centre
+from streams.config.centre import load_centre
 from streams.grafana import alert_rules as ar
 from streams.grafana.push import (PushError, api_rules, contact_point_payload, dashboard_payload, dashboard_unchanged,
                                   datasource_payload, env_reference, merged_policy_tree, resolve_password,
@@ -280,7 +280,7 @@ def test_cli_build_writes_dashboards_and_alerting(tmp_path: Path) -> None:
 
 def test_a_client_organisation_queries_as_the_client_user_and_holds_only_its_report(
         provisioning: dict[str, Any]) -> None:
-    from streams.access import users_xml
+    from streams.clickhouse.access import users_xml
     from streams.grafana.dashboards import build_all
     from streams.grafana.push import CLIENT_DASHBOARDS, client_datasource_payload, client_org_name, client_password_env
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams import kpi
-from streams.centre import QueueConfig
+from streams.domain import kpi
+from streams.config.centre import QueueConfig
 
 Q = QueueConfig(sl_threshold_s=20, short_abandon_s=5)
 #: 10 answered (7 within 20 s), 5 abandoned (2 within 20 s, 1 of them within 5 s).

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from streams.notify import (
+from streams.worker.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     LogNotifier,
@@ -412,7 +412,7 @@ def test_the_readme_receiver_accepts_a_signed_alert_and_nothing_else() -> None:
     import time
     from pathlib import Path
 
-    from streams.notify import sign
+    from streams.worker.notify import sign
 
     readme = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
     code = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.S).group(1)

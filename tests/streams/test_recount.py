@@ -2,11 +2,11 @@
 the comparison/repair rules the worker and ``ccpulse verify`` act on."""
 from __future__ import annotations
 
-from streams import kpi
-from streams import recount as rc
-from streams.simulate import SimConfig, simulate
-from streams.verify import Confirmations, spans
-from streams.windows import INTERVAL_MS
+from streams.domain import kpi
+from streams.domain import recount as rc
+from streams.traffic.simulate import SimConfig, simulate
+from streams.worker.verify import Confirmations, spans
+from streams.domain.windows import INTERVAL_MS
 from tests.integration.test_kpis import THRESHOLDS, independent_intervals
 
 SIM = simulate(SimConfig(seed=3, interactions=800))
@@ -120,7 +120,7 @@ def test_late_intervals_are_read_in_spans_split_at_day_gaps() -> None:
 
 
 def test_late_spans_are_merged_ripen_and_are_done_after_two_equal_passes() -> None:
-    from streams.verify import LateSpans
+    from streams.worker.verify import LateSpans
 
     day = 86_400_000
     ls = LateSpans()
@@ -142,7 +142,7 @@ def test_late_spans_are_merged_ripen_and_are_done_after_two_equal_passes() -> No
 
 
 def test_a_repair_keeps_what_the_stream_added_since_it_read_the_row_and_never_goes_negative() -> None:
-    from streams.verify import chunks, rebased, with_kept
+    from streams.worker.verify import chunks, rebased, with_kept
 
     at_read, recounted = kpi.zero(), kpi.zero()
     at_read[kpi.IDX["offered"]], recounted[kpi.IDX["offered"]] = 8, 5  # the aggregate drifted: 3 too many
@@ -162,7 +162,7 @@ def test_a_repair_keeps_what_the_stream_added_since_it_read_the_row_and_never_go
 
 
 def test_a_pass_that_began_before_late_data_arrived_does_not_settle_its_span() -> None:
-    from streams.verify import LateSpans
+    from streams.worker.verify import LateSpans
 
     ls = LateSpans()
     ls.add(0, [0], now=100.0)

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from streams.redact import install_log_redaction, redact
-from streams.settings import load_settings
+from streams.config.settings import load_settings
 
 SECRETS = ["s3cr3t-pw", "tok-123456", "T000/B000/XXXXsecretXXXX", "ghp_abcdef"]
 
@@ -41,7 +41,7 @@ def test_log_records_are_redacted_whatever_prints_them(caplog: pytest.LogCapture
 
 
 def test_alert_urls_must_be_https_except_to_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams.settings import ConfigError
+    from streams.config.settings import ConfigError
 
     monkeypatch.setenv("CCPULSE_ALERT_WEBHOOK_URL", "http://hooks.example.com/in")
     with pytest.raises(ConfigError, match="alert_webhook_url must use https"):

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from schemas.events import parse_event
-from streams.producer import Outgoing
-from streams.replay import AnonymousBankStats, ReplayError, iter_anonymous_bank, iter_jsonl
-from streams.state import build_record, due_record, fact_of, merge, new_state
+from streams.traffic.producer import Outgoing
+from streams.traffic.replay import AnonymousBankStats, ReplayError, iter_anonymous_bank, iter_jsonl
+from streams.domain.state import build_record, due_record, fact_of, merge, new_state
 from tests.services import SHARED, free_port, run_cli
 
 CALLS = SHARED / "data/anonymous-bank/calls-august.csv"

@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from schemas.events import parse_event
-from streams import state as sm
-from streams.simulate import QueueSpec, SimConfig, Simulation, TenantSpec, event_time_order, simulate
+from streams.domain import state as sm
+from streams.traffic.simulate import QueueSpec, SimConfig, Simulation, TenantSpec, event_time_order, simulate
 
 
 @pytest.fixture(scope="module")

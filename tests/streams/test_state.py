@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.events import parse_event
 from schemas.records import InteractionRecord
-from streams.state import build_record, due_record, fact_of, merge, new_state, version_of
+from streams.domain.state import build_record, due_record, fact_of, merge, new_state, version_of
 
 T0 = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 
@@ -226,7 +226,7 @@ def test_version_grows_with_facts_and_timeout() -> None:
 
 
 def test_a_contact_over_its_event_cap_is_closed_and_flagged_and_redeliveries_still_count() -> None:
-    from streams.state import admit
+    from streams.domain.state import admit
 
     events = answered_call()[:2] + [ev("hold_started" if k % 2 == 0 else "hold_ended", T0 + 20_000 + k * 1000, 3 + k)
                                     for k in range(10)]
@@ -256,8 +256,8 @@ def test_a_state_at_its_event_cap_fits_in_one_changelog_message() -> None:
     brokers accept by default, with room for the key and headers."""
     import orjson
 
-    from streams.settings import Settings
-    from streams.state import admit
+    from streams.config.settings import Settings
+    from streams.domain.state import admit
 
     cap = Settings.model_fields["max_events_per_interaction"].default
     big = "\U0001d538" * 128  # 𝔸: four bytes in UTF-8

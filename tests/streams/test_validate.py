@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.validate import MAX_FUTURE_MS, MAX_MESSAGE_BYTES, MIN_TS_MS, Rejected, validate
+from streams.domain.validate import MAX_FUTURE_MS, MAX_MESSAGE_BYTES, MIN_TS_MS, Rejected, validate
 
 OK = {"type": "csat", "event_id": "e", "ts": "2026-01-01T00:00:00Z", "tenant": "t", "interaction_id": "i",
       "channel": "voice", "score": 3}

@@ -7,8 +7,8 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import kpi
-from streams.windows import INTERVAL_MS, MINUTE_MS, PartitionKpis, floor
+from streams.domain import kpi
+from streams.domain.windows import INTERVAL_MS, MINUTE_MS, PartitionKpis, floor
 
 NOW = 1_800_000_000_000 - 1_800_000_000_000 % INTERVAL_MS + 7 * MINUTE_MS
 GROUPS = [("t", "q1", "voice"), ("t", "q2", "chat")]

@@ -1,0 +1,1 @@
+"""The `ccpulse` command line (main.py) and its subcommands."""

@@ -1,0 +1,1 @@
+"""The contact centre's rules, pure and free of I/O: an interaction's state machine, KPI contributions and formulas, interval and rolling windows, agent timelines, alert lifecycles, event validation, the recount from records."""

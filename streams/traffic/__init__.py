@@ -1,0 +1,1 @@
+"""Events to produce: the seeded contact-centre simulator, replays of real logs, the producer."""
