@@ -46,7 +46,7 @@ def _health(s: Settings) -> dict[str, Any]:
 
 def _scalar(s: Settings, sql: str) -> Any:
     """The one value a query returns, through the worker's /sql endpoint (it owns chdb)."""
-    from streams.clickhouse.query import query_worker
+    from streams.worker.query import query_worker
 
     res = query_worker(s, sql, timeout_s=10)
     return res.rows[0][0] if res.rows else None

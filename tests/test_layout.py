@@ -96,3 +96,23 @@ def test_the_kpi_formulas_are_written_once() -> None:
     assert all("{" not in sql for sql in views.values())
     for name in ("kpi_intervals_15m", "kpi_intervals_30m", "kpi_live", "kpi_intervals_15m_sql"):
         assert "sl_abandons_within_t_ignored" in views[name] and "sum(csat_good) AS csat_good" in views[name], name
+
+
+def test_data_flows_one_way_between_the_packages() -> None:
+    """config and domain (pure: the rules of a contact centre) import none of the packages
+    that do I/O; the worker assembles them, the command line drives it."""
+    layers = {
+        "streams.config": {"streams.config", "streams.domain", "streams.redact"},
+        "streams.domain": {"streams.domain", "streams.config", "streams.redact"},
+        "streams.kafka": {"streams.kafka", "streams.config", "streams.domain"},
+        "streams.traffic": {"streams.traffic", "streams.config", "streams.domain"},
+        "streams.clickhouse": {"streams.clickhouse", "streams.config", "streams.domain", "streams.redact"},
+    }
+    graph = import_graph()
+    wrong = []
+    for mod, deps in graph.items():
+        for prefix, allowed in layers.items():
+            if mod == prefix or mod.startswith(prefix + "."):
+                wrong += [(mod, d) for d in deps if d.startswith("streams")
+                          and not any(d == a or d.startswith(a + ".") for a in allowed)]
+    assert not wrong, f"imports against the flow: {wrong}"

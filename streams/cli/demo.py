@@ -165,7 +165,7 @@ def _wait_recounted(s: Settings, worker: WorkerProcess, timeout: float) -> dict[
 
 
 def _summary(s: Settings, h: dict[str, Any], print_result: Any) -> None:
-    from streams.clickhouse.query import query_worker
+    from streams.worker.query import query_worker
 
     db = s.clickhouse_database
     total = query_worker(s, f"SELECT count() FROM {db}.interactions_current").rows[0][0]

@@ -226,7 +226,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from streams.clickhouse.query import run_query
+    from streams.worker.query import run_query
 
     s = _settings(args)
     try:
@@ -243,7 +243,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     s = _settings(args)
     centre = load_centre(s.centre_config)
     if args.action == "list":
-        from streams.clickhouse.query import run_query
+        from streams.worker.query import run_query
 
         print(f"{len(centre.alerts.rules)} rules: " + (", ".join(
             f"{r.name} ({r.metric} {'<' if r.metric == 'service_level' else '>'} {r.threshold}, "

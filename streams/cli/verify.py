@@ -83,7 +83,7 @@ def check(s: Settings, start: date | None, end: date | None, tenant: str | None,
 
 def _through_worker(s: Settings, body: dict[str, Any]) -> dict[str, Any]:
     url = f"http://{s.web_host}:{s.web_port}/verify"
-    from streams.clickhouse.query import worker_headers
+    from streams.worker.query import worker_headers
 
     try:
         headers = worker_headers(s)
