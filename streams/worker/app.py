@@ -18,7 +18,7 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, Awaitable, Callable, MutableMapping, NoReturn, Sequence
 
 import faust
 import orjson
@@ -37,7 +37,7 @@ from streams.domain.keys import ident_of, partition_of, split_key, state_key
 from streams.worker.webauth import ensure_token
 from streams.worker.web import register_pages, task_dump
 from streams.worker.figures import FigureChecker
-from streams.kafka import internals
+from streams.kafka import batches, internals
 from streams.kafka.gaps import GapFiller
 from streams.kafka.watchdog import ConsumerWatchdog
 from streams.kafka.inbox import Inbox, Record
@@ -485,26 +485,10 @@ def create_app(s: Settings) -> faust.App:
 
     async def finish_batch(*writes: tuple[str, Any], via: PartitionBatches | None = None,
                            rows_first: bool = False) -> None:
-        """Store what a batch produced before it is acked -- or never ack it.
-
-        A batch that was not fully sent and stored must not be committed, so on any
-        failure (a cancellation by a graceful stop included) the process exits at once
-        instead; on restart the batch is processed again, and the idempotent
-        tables absorb whatever part of it had landed. ``rows_first`` (with its own ``via``
-        buffer, which no timer flushes early) stores the rows before anything is sent: for a
-        batch whose replay would not redo its rows once its state change was sent.
-        """
-        try:
-            if not rows_first:
-                await (via or sends).send()
-            for table_name, batch in writes:
-                await writer.write(table_name, batch)
-            if rows_first:
-                await (via or sends).send()
-        except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-            log.critical("batch not stored (%r): exiting without committing it; it will be processed again", e)
-            logging.shutdown()
-            os._exit(70)
+        """Send and store what a batch produced before it is acked, or never ack it
+        (streams/kafka/batches.py)."""
+        await batches.send_and_store(via or sends, writer, writes, lambda e: fatal("storing a batch", e),
+                                     rows_first=rows_first)
 
     def batch_agent(topic: Any, name: str, size: int = s.sink_batch_size,
                     within: float = s.sink_batch_seconds) -> Callable[[Any], Any]:
@@ -539,16 +523,9 @@ def create_app(s: Settings) -> faust.App:
             async def store_and_ack(store: Awaitable[None] | None, earlier: asyncio.Future[None] | None,
                                     consumer: Any, batch: list[Any], stand_in: Any,
                                     filled: list[Any]) -> None:
-                try:
-                    if store is not None:
-                        await store
-                    if earlier is not None:
-                        await earlier  # acks in offset order: the previous batch's first
-                    if filled:
-                        await gaps.release(consumer, filled)
-                except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
-                    fatal(name, e)
-                ack_batch(consumer, batch, stand_in)
+                await batches.store_then_ack(
+                    store, earlier, (lambda: gaps.release(consumer, filled)) if filled else None,
+                    lambda: ack_batch(consumer, batch, stand_in), lambda e: fatal(name, e))
                 progress["batches"] += 1
                 started.pop(0)
                 progress["in_batch_since"] = started[0] if started else None
@@ -593,7 +570,7 @@ def create_app(s: Settings) -> faust.App:
         except BaseException as e:  # noqa: BLE001 -- CancelledError included, on purpose
             fatal("a timer's send", e)
 
-    def fatal(what: str, e: BaseException) -> None:
+    def fatal(what: str, e: BaseException) -> NoReturn:
         """A batch that was not fully processed must not be acked: exit, and process it
         again on restart."""
         log.critical("%s failed (%r): exiting without committing; the batch will be processed again",
