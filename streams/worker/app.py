@@ -127,6 +127,17 @@ def states(table: Any) -> MutableMapping[bytes, Any]:
     return inner if isinstance(inner, dict) else d
 
 
+#: faust's knobs this worker turns, each for a reason (figures: docs/testing.md).
+FAUST_TUNING: dict[str, Any] = {
+    "producer_max_batch_size": 512 * 1024,  # a fold's records and states leave in a few requests, not hundreds
+    "producer_linger": 0.005,               # the sends of one batch travel together; 5 ms is below any live refresh
+    "broker_max_poll_records": 5000,        # one poll can fill a batch (sink_batch_size) instead of a dozen
+    "stream_buffer_maxsize": 16384,         # as deep as the inboxes, so faust pauses a partition only when they are
+    "topic_disable_leader": True,           # no flow needs a leader election topic
+    "table_standby_replicas": 0,            # a restarted worker rebuilds from the changelog; standbys would double its reads
+}
+
+
 def create_app(s: Settings) -> faust.App:
     """Build the app for these settings (agents close over them; no module globals)."""
     datadir = s.state_dir / "faust" / f"worker-{s.web_port}"
@@ -149,12 +160,7 @@ def create_app(s: Settings) -> faust.App:
         web_host=s.web_host,
         web_port=s.web_port,
         web_in_thread=False,
-        producer_max_batch_size=512 * 1024,
-        broker_max_poll_records=5000,
-        topic_disable_leader=True,
-        table_standby_replicas=0,
-        stream_buffer_maxsize=16384,
-        producer_linger=0.005,
+        **FAUST_TUNING,
         # faust's own pages show table contents and routing: off (the endpoint is ours).
         web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False, web_stats_enabled=False,
     )
