@@ -127,7 +127,7 @@ def states(table: Any) -> MutableMapping[bytes, Any]:
     return inner if isinstance(inner, dict) else d
 
 
-#: faust's knobs this worker turns, each for a reason (figures: docs/testing.md).
+#: faust's knobs this worker turns, each for a reason.
 FAUST_TUNING: dict[str, Any] = {
     "producer_max_batch_size": 512 * 1024,  # a fold's records and states leave in a few requests, not hundreds
     "producer_linger": 0.005,               # the sends of one batch travel together; 5 ms is below any live refresh
