@@ -11,7 +11,7 @@ changelog-backed table and decides when to emit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, TypedDict
+from typing import Any, Callable, Iterable, Mapping, TypedDict
 
 from schemas.events import Event
 
@@ -377,3 +377,41 @@ def due_record(interaction_id: str, state: State, now_ms: int, timeout_ms: int,
         return None
     state["v"] = record["version"]
     return record
+
+
+@dataclass
+class Sweep:
+    """What one pass over a worker's states found (``sweep``)."""
+
+    expired: list[bytes] = field(default_factory=list)            # closed long enough ago: forget
+    closed: list[tuple[bytes, dict[str, Any], _Fold]] = field(default_factory=list)  # records due now
+    still_open: int = 0
+    held: int = 0
+    oldest_open: dict[int, int] = field(default_factory=dict)     # partition -> first event of its oldest open contact
+
+
+def sweep(states: Mapping[bytes, State | None], owned: set[int], now_of: Callable[[int], int], timeout_ms: int,
+          retention_ms: int, ident: Callable[[bytes], str]) -> Sweep:
+    """Close the contacts whose final event never came (their record is due by the timeout;
+    the state is marked emitted in place), find the closed ones older than the retention,
+    and count what stays open. ``now_of(partition)`` is that partition's event clock."""
+    out = Sweep(oldest_open={p: now_of(p) for p in owned})
+    for key, st in states.items():
+        if st is None or st.get("p") not in owned:
+            continue
+        out.held += 1
+        now = now_of(st["p"])
+        if st["v"] == version_of(st):
+            if now - st["l"] > retention_ms:
+                out.expired.append(key)
+            continue
+        f = fold(st)
+        record = due_record(ident(key), st, now, timeout_ms, f)
+        if record:
+            out.closed.append((key, record, f))
+        else:  # still open: the intervals from its first event on are not settled
+            out.still_open += 1
+            first = min(fact[0] for fact in st["f"].values())
+            if first < out.oldest_open[st["p"]]:
+                out.oldest_open[st["p"]] = first
+    return out

@@ -773,31 +773,20 @@ def create_app(s: Settings) -> faust.App:
         if not ensure_kpis():
             return  # not while recovering: a closed interaction must also leave the live figures
         owned = owned_partitions()
-        oldest_open: dict[int, int] = {p: clocks[p].now_ms() for p in owned}
-        still_open = held = 0
-        for key, st in list(table.data.items()):
-            if st is None or st.get("p") not in owned:
-                continue
-            held += 1
+        found = sm.sweep(table.data, owned, lambda p: clocks[p].now_ms(), timeout_ms, retention_ms, ident_of)
+        for key in found.expired:
+            st = table.data[key]
+            del table.data[key]
+            sends.add(changelog, st["p"], key, None)
+            counters.expired += 1
+        for key, record, f in found.closed:
+            st = table.data[key]
             now = clocks[st["p"]].now_ms()
-            if st["v"] == sm.version_of(st):
-                if now - st["l"] > retention_ms:
-                    del table.data[key]
-                    sends.add(changelog, st["p"], key, None)
-                    counters.expired += 1
-                continue
-            f = sm.fold(st)
-            record = sm.due_record(ident_of(key), st, now, timeout_ms, f)
-            if record:
-                update_kpis(key.decode(), st, record, f, now, True)
-                tell_agents(ident_of(key), st, f, True)
-                store_state(key, st)
-                emit(key, record, st["p"])
-            else:  # still open: the intervals from its first event on are not settled
-                still_open += 1
-                first = min(fact[0] for fact in st["f"].values())
-                if first < oldest_open[st["p"]]:
-                    oldest_open[st["p"]] = first
+            update_kpis(key.decode(), st, record, f, now, True)
+            tell_agents(ident_of(key), st, f, True)
+            store_state(key, st)
+            emit(key, record, st["p"])
+        still_open, held, oldest_open = found.still_open, found.held, found.oldest_open
         settled_before.clear()
         settled_before.update(oldest_open)
         limits.open_contacts, limits.contacts_held = still_open, held

@@ -269,3 +269,32 @@ def test_a_state_at_its_event_cap_fits_in_one_changelog_message() -> None:
     s.update(p=3, l=T0, k=["t" * 128, "q" * 128, "chat", [], None], a={big: [[T0, T0, T0]]})
     size = len(orjson.dumps(s))
     assert len(refused) == 50 and size < 900_000, f"{size:,} bytes at the cap of {cap}"
+
+
+def test_a_sweep_closes_what_timed_out_forgets_what_is_old_and_counts_what_stays_open() -> None:
+    from streams.domain.state import sweep
+
+    def state_of(events: list[dict[str, Any]], p: int) -> dict[str, Any]:
+        s = new_state()
+        merge(s, [fact_of(parse_event(json.dumps(e))) for e in events])
+        s["p"], s["l"] = p, max(f[0] for f in s["f"].values())
+        return s
+
+    done = state_of(answered_call()[:-1], 0)  # (without the CSAT a day later)
+    assert due_record("done", done, T0 + 300_000, 3_600_000) is not None  # emitted: closed
+    silent = state_of([ev("offered", T0, 1, iid="silent", queue="sales")], 0)
+    waiting = state_of([ev("offered", T0 + 7_000_000, 1, iid="waiting", queue="sales")], 1)
+    other = state_of([ev("offered", T0, 1, iid="other", queue="sales")], 2)  # a partition not owned
+    states = {b"t\x1fdone": done, b"t\x1fsilent": silent, b"t\x1fwaiting": waiting, b"t\x1fother": other,
+              b"t\x1fgone": None}
+    now = T0 + 7_200_000  # two hours on
+    found = sweep(states, {0, 1}, lambda p: now, timeout_ms=3_600_000, retention_ms=3_000_000,
+                  ident=lambda k: k.decode().split("\x1f")[1])
+    assert found.expired == [b"t\x1fdone"]  # closed 1 h 55 min ago, retention 50 min
+    assert [(k, r["interaction_id"], r["closed_by_timeout"]) for k, r, _ in found.closed] == \
+        [(b"t\x1fsilent", "silent", True)]  # offered 2 h ago, nothing since
+    assert (found.still_open, found.held) == (1, 3)
+    assert found.oldest_open == {0: now, 1: T0 + 7_000_000}
+    assert silent["v"] == version_of(silent) and silent["x"] == 1  # marked emitted in place
+    again = sweep(states, {0, 1}, lambda p: now, 3_600_000, 3_000_000, lambda k: k.decode())
+    assert again.closed == []  # emitted once
