@@ -415,3 +415,34 @@ def sweep(states: Mapping[bytes, State | None], owned: set[int], now_of: Callabl
             if first < out.oldest_open[st["p"]]:
                 out.oldest_open[st["p"]] = first
     return out
+
+
+@dataclass
+class Taken:
+    """What one batch's facts did to one contact's state (``take_facts``)."""
+
+    refused: list[int]                  # indexes of facts past the event cap: to the dead letters
+    changed: bool                       # new facts (or the cap's flag): store, count, tell the agents
+    fold: _Fold | None = None
+    record: dict[str, Any] | None = None  # due now; or, for a redelivery, the last one sent, to send again
+
+
+def take_facts(state: State, facts: list[tuple[str, Fact]], partition: int, now_ms: int, timeout_ms: int,
+               cap: int, interaction_id: str) -> Taken:
+    """Fold a batch's facts of one contact into its state, in place.
+
+    Only known facts is a redelivery after a crash between a batch's sends: the record of
+    the version already emitted is given back to be sent again (the same version collapses
+    downstream), or it could be missing."""
+    flagged = bool(state.get("o"))
+    facts, refused = admit(state, facts, cap)
+    if merge(state, facts) or bool(state.get("o")) != flagged:
+        state["p"] = partition
+        f = fold(state)
+        state["l"] = f.last_at  # the newest fact: the fold reads them in time order
+        return Taken(refused, True, f, due_record(interaction_id, state, now_ms, timeout_ms, f))
+    if not state["f"]:
+        return Taken(refused, False)
+    f = fold(state)
+    emitted = state["v"] and state["v"] == version_of(state)
+    return Taken(refused, False, f, build_record(interaction_id, state, f) if emitted else None)

@@ -623,32 +623,23 @@ def create_app(s: Settings) -> faust.App:
                     continue
                 st = sm.new_state()
                 limits.open_contacts += 1
-            flagged = bool(st.get("o"))
-            facts, over = sm.admit(st, facts, s.max_events_per_interaction)
-            if over:
-                refuse(msgs_of[key], over, "too_many_events",
-                       f"contact {ident_of(key)} has its {s.max_events_per_interaction:,} events "
+            iid = ident_of(key)
+            out = sm.take_facts(st, facts, partition, now, timeout_ms, s.max_events_per_interaction, iid)
+            if out.refused:
+                refuse(msgs_of[key], out.refused, "too_many_events",
+                       f"contact {iid} has its {s.max_events_per_interaction:,} events "
                        f"(CCPULSE_MAX_EVENTS_PER_INTERACTION={s.max_events_per_interaction:,})")
-            if sm.merge(st, facts) or bool(st.get("o")) != flagged:
-                st["p"] = partition
-                f = sm.fold(st)
-                st["l"] = f.last_at  # the newest fact: the fold reads them in time order
-                iid = ident_of(key)
-                record = sm.due_record(iid, st, now, timeout_ms, f)
-                update_kpis(key.decode(), st, record, f, now, with_kpis)
-                tell_agents(iid, st, f, True)
+            if out.changed:
+                update_kpis(key.decode(), st, out.record, out.fold, now, with_kpis)
+                tell_agents(iid, st, out.fold, True)
                 store_state(key, st)
-                if record:
-                    emit(key, record, partition)
-            elif st["f"]:
-                # Only known facts: a redelivery, after a crash between this batch's
-                # sends. Send again what those sends carried (the same record version
-                # and agent segments collapse downstream), or it could be missing.
-                f = sm.fold(st)
-                if st["v"] and st["v"] == sm.version_of(st):
-                    emit(key, sm.build_record(ident_of(key), st, f), partition)
+                if out.record:
+                    emit(key, out.record, partition)
+            elif out.fold is not None:  # a redelivery: send again what the lost sends carried
+                if out.record:
+                    emit(key, out.record, partition)
                 if st.get("a"):
-                    tell_agents(ident_of(key), st, f, False)
+                    tell_agents(iid, st, out.fold, False)
         touched = {p for p, _ in by_key.values()}
         store_clocks(touched, take_late(touched))  # with this batch's states: durable together
         intervals, queue_settings = kpi_rows()

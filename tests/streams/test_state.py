@@ -298,3 +298,23 @@ def test_a_sweep_closes_what_timed_out_forgets_what_is_old_and_counts_what_stays
     assert silent["v"] == version_of(silent) and silent["x"] == 1  # marked emitted in place
     again = sweep(states, {0, 1}, lambda p: now, 3_600_000, 3_000_000, lambda k: k.decode())
     assert again.closed == []  # emitted once
+
+
+def test_taking_a_batch_of_facts_new_then_redelivered_then_over_the_cap() -> None:
+    from streams.domain.state import take_facts
+
+    facts = [fact_of(parse_event(json.dumps(e))) for e in answered_call()[:-1]]  # complete, no CSAT
+    s = new_state()
+    first = take_facts(s, facts[:2], 3, T0 + 20_000, 3_600_000, 500, "i1")
+    assert (first.refused, first.changed, first.record) == ([], True, None)  # open: nothing due yet
+    assert (s["p"], s["l"]) == (3, facts[1][1][0])
+    done = take_facts(s, facts, 3, T0 + 240_000, 3_600_000, 500, "i1")
+    assert done.changed and done.record is not None and done.record["outcome"] == "answered"
+    again = take_facts(s, facts[2:], 3, T0 + 250_000, 3_600_000, 500, "i1")  # a redelivery after a crash
+    assert not again.changed and again.record == done.record  # the same version, to send again
+    assert take_facts(new_state(), [], 0, T0, 3_600_000, 500, "x") == \
+        take_facts(new_state(), [], 0, T0, 3_600_000, 500, "x")  # nothing, nothing
+    holds = [fact_of(parse_event(json.dumps(ev("hold_started" if k % 2 == 0 else "hold_ended",
+                                                 T0 + 20_000 + k * 1000, 10 + k)))) for k in range(8)]
+    over = take_facts(s, holds, 3, T0 + 300_000, 3_600_000, 10, "i1")  # 6 known + 4 room, cap 10
+    assert over.refused == [4, 5, 6, 7] and over.changed and over.record["anomalies"] == ["too_many_events"]
