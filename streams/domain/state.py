@@ -446,3 +446,16 @@ def take_facts(state: State, facts: list[tuple[str, Fact]], partition: int, now_
     f = fold(state)
     emitted = state["v"] and state["v"] == version_of(state)
     return Taken(refused, False, f, build_record(interaction_id, state, f) if emitted else None)
+
+
+def agent_updates(state: State, f: _Fold, changed: bool) -> list[tuple[str, list[list[int | None]]]]:
+    """What each agent must be told of this contact: its handling segments, for every agent
+    whose segments changed (or, on a replay, for every agent, since the first delivery may
+    have stopped before those sends went out); an agent no longer in the contact gets []. The
+    state remembers what was told (``a``)."""
+    now_segs = agent_segments(f, state)
+    old = state.get("a") or {}
+    out = [(agent, now_segs.get(agent, [])) for agent in sorted(set(old) | set(now_segs))
+           if not changed or old.get(agent) != now_segs.get(agent, [])]
+    state["a"] = now_segs
+    return out

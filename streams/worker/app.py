@@ -464,15 +464,9 @@ def create_app(s: Settings) -> faust.App:
     def tell_agents(iid: str, st: sm.State, f: Any, changed: bool) -> None:
         """Send each agent its handling of this contact when it changed (or on a replay,
         when the first delivery may have stopped before these sends went out)."""
-        now_segs = sm.agent_segments(f, st)
-        old = st.get("a") or {}
-        tenant = f.tenant
-        for agent in set(old) | set(now_segs):
-            segs = now_segs.get(agent, [])
-            if not changed or old.get(agent) != segs:
-                sends.add(s.topic_agent_activity, agent_partition(agent), agent.encode(),
-                          orjson.dumps({"i": iid, "g": segs, "t": tenant}))
-        st["a"] = now_segs
+        for agent, segs in sm.agent_updates(st, f, changed):
+            sends.add(s.topic_agent_activity, agent_partition(agent), agent.encode(),
+                      orjson.dumps({"i": iid, "g": segs, "t": f.tenant}))
 
     def validated(events: Sequence[Record], kind: TopicKind) -> list[tuple[Record, Event]]:
         """Valid events of a batch; the rest go to the dead-letter topic."""

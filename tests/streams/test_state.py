@@ -318,3 +318,16 @@ def test_taking_a_batch_of_facts_new_then_redelivered_then_over_the_cap() -> Non
                                                  T0 + 20_000 + k * 1000, 10 + k)))) for k in range(8)]
     over = take_facts(s, holds, 3, T0 + 300_000, 3_600_000, 10, "i1")  # 6 known + 4 room, cap 10
     assert over.refused == [4, 5, 6, 7] and over.changed and over.record["anomalies"] == ["too_many_events"]
+
+
+def test_agents_are_told_only_what_changed_and_everything_on_a_replay() -> None:
+    from streams.domain.state import agent_updates, fold
+
+    s = new_state()
+    merge(s, [fact_of(parse_event(json.dumps(e))) for e in answered_call()[:2]])  # offered, answered by ann
+    first = agent_updates(s, fold(s), True)
+    assert [a for a, _ in first] == ["ann"] and first[0][1][0][0] == T0 + 12_345  # connected from
+    assert agent_updates(s, fold(s), True) == []  # nothing changed: nothing to tell
+    assert [a for a, _ in agent_updates(s, fold(s), False)] == ["ann"]  # a replay tells again
+    s["a"]["bob"] = [[T0, T0 + 1, None]]  # bob was told of a segment this contact no longer has
+    assert ("bob", []) in agent_updates(s, fold(s), True)
