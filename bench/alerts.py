@@ -63,10 +63,8 @@ from bench.harness import (
     _health,
     _note,
     bench_settings,
-    check_alive,
     prepare,
     start_worker,
-    stop_worker,
 )
 from streams.worker.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from streams.config.settings import Settings
@@ -173,7 +171,7 @@ def _wait_ready(s: Settings, worker: WorkerProcess, log_path: Path, timeout_s: f
     deadline = time.monotonic() + timeout_s
     want = {s.topic_events, s.topic_live_parts}
     while True:
-        check_alive(worker, log_path)
+        worker.alive_or_raise()
         if time.monotonic() > deadline:
             raise RuntimeError(f"the alerts worker did not get its partitions within {timeout_s:.0f} s; see {log_path}")
         try:
@@ -221,7 +219,7 @@ def _one_config(workdir: Path, port: int, refresh_s: float, episodes: int, seed:
             queue = "warmup" if k < 0 else f"q{k:03d}"
             sent = _episode(producer, s, tag, queue)
             arrived = inbox.wait_firing(queue, timeout)
-            check_alive(worker, log_path)
+            worker.alive_or_raise()
             if arrived is None:
                 raise RuntimeError(f"alerts: no firing webhook for {queue} within {timeout:.0f} s "
                                    f"({inbox.received} webhooks received so far); see {log_path}")
@@ -233,7 +231,8 @@ def _one_config(workdir: Path, port: int, refresh_s: float, episodes: int, seed:
     finally:
         if producer is not None:
             producer.close()
-        stop_worker(worker)
+        if worker is not None:
+            worker.stop()
         server.shutdown()
         server.server_close()
     ms = sorted(x * 1000 for x in lat)

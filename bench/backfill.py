@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (_health, _note, bench_settings, check_alive, prepare, start_worker, stop_worker)
+from bench.harness import (_health, _note, bench_settings, prepare, start_worker)
 
 AB_MONTH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anonymous-bank" / "calls-august.csv"
 
@@ -53,7 +53,7 @@ def measure_backfill(workdir: Path, port: int) -> dict[str, Any]:
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            check_alive(worker, log_path)
+            worker.alive_or_raise()
             try:
                 if any(a.startswith(s.topic_events + ":") for a in _health(s)["assigned"]):
                     break
@@ -73,7 +73,7 @@ def measure_backfill(workdir: Path, port: int) -> dict[str, Any]:
         produce(s, history, total=len(history), progress=False)
         _wait(s, worker, log_path, len(live_msgs) + len(history), "the history")
         while True:
-            check_alive(worker, log_path)
+            worker.alive_or_raise()
             h = _health(s)
             if not h["figures"]["pending_late"]:
                 out = check(s, first_day, last_day, None, False, "verify")
@@ -85,13 +85,14 @@ def measure_backfill(workdir: Path, port: int) -> dict[str, Any]:
                 "backfill_events": len(history), "backfill_rows_recounted": h["figures"]["repaired"],
                 "backfill_source": source}
     finally:
-        stop_worker(worker)
+        if worker is not None:
+            worker.stop()
 
 
 def _wait(s: Any, worker: Any, log_path: Path, events: int, what: str) -> None:
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        check_alive(worker, log_path)
+        worker.alive_or_raise()
         h = _health(s)
         stored = h["rows_written"].get("interactions", 0)
         if h["events"] >= events and stored >= h["records_emitted"]:

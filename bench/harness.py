@@ -128,15 +128,6 @@ def start_worker(s: Settings, log_path: Path, env: dict[str, str] | None = None)
     return WorkerProcess.for_settings(s, log_path, env=env or _env(s)).start()
 
 
-def stop_worker(worker: WorkerProcess | None) -> None:
-    if worker is not None:
-        worker.stop()
-
-
-def check_alive(worker: WorkerProcess, log_path: Path) -> None:
-    worker.alive_or_raise()
-
-
 @contextmanager
 def private_broker(workdir: Path) -> Iterator[int]:
     """A Tansu broker on a free port for the whole bench; its port."""

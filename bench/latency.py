@@ -48,8 +48,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (_cpu_s, _health, _note, _rss_mb, bench_settings, check_alive, prepare,
-                            start_worker, stop_worker)
+from bench.harness import (_cpu_s, _health, _note, _rss_mb, bench_settings, prepare,
+                            start_worker)
 from streams.config.settings import Settings
 
 REFRESH_S = 0.2
@@ -185,7 +185,7 @@ def measure_latency(workdir: Path, port: int, seconds: float = 30.0, rate: float
         worker = start_worker(s, log_path)
         deadline = time.monotonic() + 120
         while True:
-            check_alive(worker, log_path)
+            worker.alive_or_raise()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the latency worker did not get its partitions within 120 s; see {log_path}")
             try:
@@ -198,7 +198,7 @@ def measure_latency(workdir: Path, port: int, seconds: float = 30.0, rate: float
             time.sleep(0.2)
         n_warm = max(1, int(rate * warmup_s))
         _run(s, sql, "bench-warmup", n_warm, rate, poll_s, tag, [])
-        check_alive(worker, log_path)
+        worker.alive_or_raise()
         n = max(1, int(rate * seconds))
         query_s: list[float] = []
         t_start, cpu_start = time.time(), _cpu_s(worker.pid)
@@ -209,7 +209,8 @@ def measure_latency(workdir: Path, port: int, seconds: float = 30.0, rate: float
         h = _health(s)
     finally:
         sql.close()
-        stop_worker(worker)
+        if worker is not None:
+            worker.stop()
     ms = sorted(x * 1000 for x in lat)
     achieved = (n - 1) / produced_s if produced_s else None
     _note(f"latency: {n:,} events in {produced_s:.1f} s; p50 {_pct(ms, 50):,.0f} ms, "

@@ -40,8 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import (_children_cpu_s, _cpu_s, _engine_rss_mb, _health, _memory_mb, _note, _scalar,
-                           _server_url, bench_settings, check_alive, prepare, private_broker, start_worker,
-                           stop_worker)
+                           _server_url, bench_settings, prepare, private_broker, start_worker)
 from streams.config.settings import Settings
 
 #: How often the KPI rows are looked for near the end of the throughput run.
@@ -113,7 +112,7 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
         main_at_start = 0.0
         next_note = time.monotonic() + 30
         while True:
-            check_alive(worker, log_path)
+            worker.alive_or_raise()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not finish within 600 s: {h.get('events', 0):,} of "
                                    f"{produced:,} events, {h.get('rows_written', {}).get('interactions', 0):,} "
@@ -188,7 +187,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
             "sink_batch_size": s.sink_batch_size, "sink_batch_seconds": s.sink_batch_seconds,
         }
     finally:
-        stop_worker(worker)
+        if worker is not None:
+            worker.stop()
         if server_url:
             from streams.clickhouse.connect import connect
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -204,6 +203,6 @@ class Worker(WorkerProcess):
         token = (Path(self.env["CCPULSE_STATE_DIR"]) / "worker-token").read_text().strip()
         return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.kill(signal.SIGTERM, timeout)
+    def stop(self, timeout: float = 30, escalate: bool = False) -> None:
+        """A worker that does not stop on SIGTERM fails the test (no SIGKILL to hide it)."""
+        super().stop(timeout, escalate)

@@ -264,7 +264,7 @@ def _alerts_test(s: Settings, centre: Any, rule_name: str | None) -> int:
     import asyncio
     import time
 
-    from streams.worker.app import _notifiers
+    from streams.worker.flows.alerting import notifiers_for
     from streams.worker.notify import Notification
 
     rules = {r.name: r for r in centre.alerts.rules}
@@ -279,7 +279,7 @@ def _alerts_test(s: Settings, centre: Any, rule_name: str | None) -> int:
                      started_at_ms=now, at_ms=now, summary=f"test notification for rule {r.name}")
 
     async def go() -> list[Any]:
-        out = _notifiers(s)
+        out = notifiers_for(s)
         for x in out:
             await x.start()
             x.enqueue(n)

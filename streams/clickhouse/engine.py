@@ -8,60 +8,41 @@ in memory (``/dev/shm``), as with the in-process engine, so only a file name cro
 pipe. When the child dies, the call in flight raises ``ClickHouseUnavailable`` -- the
 sink retries it as an outage -- and the next call starts a new one.
 
-Frames both ways: a 4-byte big-endian length, then a pickle. Only this module's own child
-and parent read them. Typed queries (``untrusted_query``) travel on a second pair of pipes,
-served by a thread of their own on the engine's read-only connection: a slow one never
-holds up the writes on the first.
+Requests and replies travel as pickles over a ``multiprocessing.connection`` socket pair
+(the standard library's framing: a length header, then the pickle; larger than 4 GB too),
+read only by this module's own child and parent. Typed queries (``untrusted_query``) travel
+on a second pair, served by a thread of their own on the engine's read-only connection: a
+slow one never holds up the writes on the first.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
-import pickle
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any
+from multiprocessing.connection import Connection
+from typing import Any
 
 import pyarrow as pa
 
 from streams.clickhouse import (ChdbClickHouse, ClickHouseError, ClickHouseUnavailable, Dialect, Result,
                                 write_arrow_file)
 
-_HEADER = struct.Struct(">I")
-
-
-def _send(out: IO[bytes], obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_HEADER.pack(len(data)) + data)
-    out.flush()
-
-
-def _recv(inp: IO[bytes]) -> Any:
-    head = inp.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        raise EOFError("pipe closed")
-    size = _HEADER.unpack(head)[0]
-    data = inp.read(size)
-    if len(data) < size:
-        raise EOFError("pipe closed mid-frame")
-    return pickle.loads(data)
-
 
 class _Lane:
-    """The typed-query pipes of one child."""
+    """The typed-query connection of one child."""
 
-    def __init__(self, out: IO[bytes], inp: IO[bytes]) -> None:
-        self.out, self.inp, self.lock = out, inp, threading.Lock()
+    def __init__(self, conn: Connection) -> None:
+        self.conn, self.lock = conn, threading.Lock()
 
     def close(self) -> None:
-        for f in (self.out, self.inp):
-            try:
-                f.close()
-            except OSError:
-                pass
+        try:
+            self.conn.close()
+        except OSError:
+            pass
 
 
 class EngineProcess:
@@ -73,6 +54,7 @@ class EngineProcess:
         self.url, self.database, self.path = url, database, path
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None  # requests and replies of the child's main loop
         self._lane: _Lane | None = None
         self.starts = 0  # engines started: more than one means one died and was replaced
         self._start()
@@ -83,42 +65,53 @@ class EngineProcess:
         return child.pid if child is not None and child.returncode is None else None
 
     def _start(self) -> None:
-        req_r, req_w = os.pipe()  # typed queries: parent -> child
-        rep_r, rep_w = os.pipe()  # their answers: child -> parent
+        main, main_end = multiprocessing.Pipe()  # writes and reads
+        typed, typed_end = multiprocessing.Pipe()  # typed queries
         try:
             child = subprocess.Popen(
-                [sys.executable, "-m", "streams.clickhouse.engine", self.path, self.database, self.url, str(req_r), str(rep_w)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, pass_fds=(req_r, rep_w))
+                [sys.executable, "-m", "streams.clickhouse.engine", self.path, self.database, self.url,
+                 str(main_end.fileno()), str(typed_end.fileno())],
+                stdin=subprocess.DEVNULL, close_fds=True, pass_fds=(main_end.fileno(), typed_end.fileno()))
         finally:
-            os.close(req_r)
-            os.close(rep_w)
-        lane = _Lane(os.fdopen(req_w, "wb"), os.fdopen(rep_r, "rb"))
+            main_end.close()
+            typed_end.close()
+        lane = _Lane(typed)
         try:
-            reply = _recv(child.stdout)  # type: ignore[arg-type]
+            reply = main.recv()
         except Exception as e:  # EOF: it died; anything else: it cannot be talked to either
             code = _end(child)
+            main.close()
             lane.close()
             raise ClickHouseUnavailable(f"the embedded engine process for {self.path} failed at start "
                                         f"(code {code}, {e!r}); its error is in the worker's log") from None
         if not reply["ok"]:
             _end(child)
+            main.close()
             lane.close()
             raise _error(reply)
-        if self._lane is not None:
-            self._lane.close()
-        self._child, self._lane = child, lane
+        self._close_conns()
+        self._child, self._conn, self._lane = child, main, lane
         self.starts += 1
+
+    def _close_conns(self) -> None:
+        for c in (self._conn, self._lane):
+            if c is not None:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+        self._conn = self._lane = None
 
     def _call(self, *request: Any) -> Any:
         with self._lock:
             if self._child is None or self._child.poll() is not None:
                 self._child = None
                 self._start()
-            child = self._child
-            assert child is not None and child.stdin is not None and child.stdout is not None
+            child, conn = self._child, self._conn
+            assert child is not None and conn is not None
             try:
-                _send(child.stdin, request)
-                reply = _recv(child.stdout)
+                conn.send(request)
+                reply = conn.recv()
             except Exception as e:  # EOF or a broken pipe: it died; a garbled frame: out of step
                 self._child = None
                 code = _end(child)
@@ -145,8 +138,8 @@ class EngineProcess:
         assert lane is not None
         with lane.lock:
             try:
-                _send(lane.out, ("untrusted_query", sql))
-                reply = _recv(lane.inp)
+                lane.conn.send(("untrusted_query", sql))
+                reply = lane.conn.recv()
             except Exception as e:  # the child died meanwhile: the next call starts another
                 raise ClickHouseUnavailable(f"the embedded engine process ended during a query ({e!r})",
                                             retry_after=0.5) from None
@@ -165,8 +158,9 @@ class EngineProcess:
             if child is None or child.poll() is not None:
                 return
             try:
-                _send(child.stdin, ("close",))  # type: ignore[arg-type]
-                _recv(child.stdout)  # type: ignore[arg-type]
+                assert self._conn is not None
+                self._conn.send(("close",))
+                self._conn.recv()
             except (EOFError, OSError):
                 pass
             try:
@@ -174,8 +168,7 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-            if self._lane is not None:
-                self._lane.close()
+            self._close_conns()
 
 
 def _end(child: subprocess.Popen[bytes]) -> int:
@@ -199,23 +192,22 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _reply(out: IO[bytes], obj: Any) -> None:
-    """Send a reply, or the reason it cannot be sent (a result too big for one frame)."""
+def _reply(conn: Connection, obj: Any) -> None:
+    """Send a reply, or the reason it cannot be sent (a result that does not pickle)."""
     try:
-        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        if len(data) >= 1 << 32:
-            raise ClickHouseError(f"result of {len(data):,} bytes is too big to return: add a LIMIT")
+        conn.send(obj)
+    except (EOFError, BrokenPipeError):
+        raise
     except Exception as e:  # noqa: BLE001 -- the caller gets the reason, the engine stays up
-        data = pickle.dumps({"ok": False, "error": f"{e}" if isinstance(e, ClickHouseError) else repr(e)})
-    out.write(_HEADER.pack(len(data)) + data)
-    out.flush()
+        conn.send({"ok": False, "error": f"{e}" if isinstance(e, ClickHouseError) else repr(e)})
 
 
-def _serve_typed(ch: ChdbClickHouse, inp: IO[bytes], out: IO[bytes]) -> None:
+def _serve_typed(ch: ChdbClickHouse, conn: Connection) -> None:
     """The typed-query lane: one query at a time, beside the writes."""
+    out = conn
     while True:
         try:
-            op, sql = _recv(inp)
+            op, sql = conn.recv()
         except (EOFError, OSError):
             return
         try:
@@ -230,35 +222,32 @@ def _serve_typed(ch: ChdbClickHouse, inp: IO[bytes], out: IO[bytes]) -> None:
             _reply(out, {"ok": True, "value": value})
 
 
-def serve(path: str, database: str, url: str, typed_in: int | None = None, typed_out: int | None = None) -> None:
+def serve(path: str, database: str, url: str, main_fd: int, typed_fd: int) -> None:
     # The worker decides when the engine stops (stdin closed, or the worker gone): a Ctrl-C
     # or a SIGTERM to the worker's process group must not end it before the worker's last write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # The frames own stdout: anything chdb prints goes to the worker's log (stderr) instead.
-    out = os.fdopen(os.dup(1), "wb")
+    # Anything chdb prints goes to the worker's log (stderr).
     os.dup2(2, 1)
-    inp = sys.stdin.buffer
+    out = inp = Connection(main_fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         ch = ChdbClickHouse(path, database, url)
     except ClickHouseError as e:
-        _send(out, {"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable),
-                    "retry_after": getattr(e, "retry_after", 1.0)})
+        out.send({"ok": False, "error": str(e), "unavailable": isinstance(e, ClickHouseUnavailable),
+                  "retry_after": getattr(e, "retry_after", 1.0)})
         return
-    _send(out, {"ok": True})
-    if typed_in is not None and typed_out is not None:
-        threading.Thread(target=_serve_typed, args=(ch, os.fdopen(typed_in, "rb"), os.fdopen(typed_out, "wb")),
-                         daemon=True, name="typed-queries").start()
+    out.send({"ok": True})
+    threading.Thread(target=_serve_typed, args=(ch, Connection(typed_fd)), daemon=True, name="typed-queries").start()
     while True:
         try:
-            op, *args = _recv(inp)
-        except EOFError:
+            op, *args = inp.recv()
+        except (EOFError, OSError):
             break
         try:
             if op == "close":
                 ch.close()
-                _send(out, {"ok": True})
+                out.send({"ok": True})
                 return
             if op == "command":
                 value: Any = ch.command(args[0])
@@ -280,7 +269,7 @@ def serve(path: str, database: str, url: str, typed_in: int | None = None, typed
 
 
 if __name__ == "__main__":
-    serve(*sys.argv[1:4], *(int(fd) for fd in sys.argv[4:6]))
+    serve(*sys.argv[1:4], int(sys.argv[4]), int(sys.argv[5]))
     # Closed and answered: end now. The interpreter's own teardown of the embedded engine
     # takes a while after the data path's lock is free, and nothing is left to flush.
     os._exit(0)

@@ -168,6 +168,8 @@ def kpi_live_batch(items: Iterable[tuple[int, tuple[str, str, str], int, list[in
     """(partition, group, window minutes, counts, waiting, oldest waiting since, now) → rows."""
     cols: dict[str, list[Any]] = {n: [] for n in KPI_LIVE_COLUMNS}
     for p, (tenant, queue, channel), window, vec, waiting, oldest, now_ms in items:
+        if oldest is not None and oldest > now_ms:
+            oldest = now_ms  # offered with a clock a little ahead (up to CCPULSE_MAX_FUTURE_S): waiting 0 s, not less
         for n, v in (("tenant", tenant), ("queue", queue), ("channel", channel), ("window_minutes", window),
                      ("source_partition", p), ("snapshot_at", now_ms), ("waiting", waiting),
                      ("oldest_waiting_since", oldest), ("version", version)):

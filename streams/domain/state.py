@@ -28,7 +28,7 @@ class State(TypedDict, total=False):
     x: int                    # 1: closed without its final event (timeout, or the event cap)
     v: int                    # version of the last record emitted (``version_of``)
     o: int                    # 1: events were refused over CCPULSE_MAX_EVENTS_PER_INTERACTION
-    p: int                    # the events-topic partition that folds it (app.py)
+    p: int                    # the events-topic partition that folds it (worker/flows/interactions.py)
     l: int                    # newest event time (ms): the partition clock is rebuilt from it
     k: list[Any]              # its contribution to the interval figures (windows.Entry)
     a: dict[str, Any]         # agent segments last told to the agents' fold (app.tell_agents)

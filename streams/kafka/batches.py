@@ -3,7 +3,7 @@ is it acknowledged (so its offsets can be committed) -- in offset order, each ba
 every earlier one. Anything that fails on the way ends the process instead (``fatal``): an
 unacknowledged batch is processed again on restart, and the idempotent tables absorb
 whatever part of it had landed. Pure asyncio, so the rule is tested without Kafka
-(tests/streams/test_batches.py); the worker's batch runner (worker/app.py) calls it.
+(tests/streams/test_batches.py); the worker's batch runner (worker/runner.py) calls it.
 """
 from __future__ import annotations
 

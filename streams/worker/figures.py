@@ -100,15 +100,15 @@ class FigureChecker:
                     snapshot.update({(p, *k): list(v) for k, v in kp.intervals.items() if lo <= k[3] < hi})
             record_rows = (await writer.read(lambda db: recount.records_sql(db, dialect, lo, hi,
                                                                             partitions=owned))).rows
-            out, st_rows, rec = verify.compare_rows(centre, stored_rows, record_rows, lo, hi, dialect,
-                                                    by_partition=True)
+            out, st_rows, rec, st_settings = verify.compare_rows(centre, stored_rows, record_rows, lo, hi,
+                                                                 dialect, by_partition=True)
             # Records stored before they named their partition cannot be split by it: their
             # groups are left to `ccpulse verify`, which compares what the views show.
             unsplit = {k[1:] for k in rec if k[0] == recount.UNKNOWN_PARTITION}
             found += [d for d in out.differences if in_scope(d.key) and d.key[1:] not in unsplit]
             recounted.update(rec)
             stored_seen.update(st_rows)
-            settings.update(recount.parse_stored(stored_rows)[1])
+            settings.update(st_settings)
         if not self.still_owned(owned):
             return  # a rebalance came in between: the next pass starts again
         found = list({d.key: d for d in found}.values())  # ranges may overlap

@@ -66,9 +66,11 @@ def thresholds_for(centre: Centre, stored: dict[tuple[str, str, str, int], rc.Th
 
 
 def compare_rows(centre: Centre, stored_rows: Iterable[Any], record_rows: Iterable[Any], lo_ms: int, hi_ms: int,
-                 dialect: str, by_partition: bool) -> tuple[Outcome, dict[rc.RowKey, kpi.Vector], dict[rc.RowKey, kpi.Vector]]:
+                 dialect: str, by_partition: bool) -> tuple[Outcome, dict[rc.RowKey, kpi.Vector],
+                                                            dict[rc.RowKey, kpi.Vector], dict[Any, rc.Thresholds]]:
     """Both sides from their query rows; by partition (what a repair rewrites) or summed
-    over partitions (what a person sees in the views)."""
+    over partitions (what a person sees in the views). Last: the settings the stored rows
+    were counted with (a repair writes them again)."""
     stored, settings = rc.parse_stored(stored_rows)
     records = [rc.record_of(r) for r in record_rows]
     recounted = rc.recount(records, thresholds_for(centre, settings), lo_ms, hi_ms)
@@ -76,7 +78,7 @@ def compare_rows(centre: Centre, stored_rows: Iterable[Any], record_rows: Iterab
         stored, recounted = rc.totals(stored), rc.totals(recounted)
     out = Outcome(lo_ms, hi_ms, records=len(records), rows_compared=len(set(stored) | set(recounted)))
     out.differences = rc.compare(stored, recounted, skip=rc.legacy_skip(dialect))
-    return out, stored, recounted
+    return out, stored, recounted, settings
 
 
 def repair_batch(centre: Centre, stored_rows_settings: dict[tuple[str, str, str, int], rc.Thresholds],
@@ -100,12 +102,11 @@ def run(ch: ClickHouse, centre: Centre, lo_ms: int, hi_ms: int, tenant: str | No
     db = ch.database
     stored_rows = ch.query(rc.stored_sql(db, lo_ms, hi_ms, tenant)).rows
     record_rows = ch.query(rc.records_sql(db, ch.dialect, lo_ms, hi_ms, tenant)).rows
-    out, _, _ = compare_rows(centre, stored_rows, record_rows, lo_ms, hi_ms, ch.dialect, by_partition=False)
+    out, *_ = compare_rows(centre, stored_rows, record_rows, lo_ms, hi_ms, ch.dialect, by_partition=False)
     if not repair or not out.differences:
         return out
-    by_p, stored, recounted = compare_rows(centre, stored_rows, record_rows, lo_ms, hi_ms, ch.dialect,
-                                           by_partition=True)
-    _, settings = rc.parse_stored(stored_rows)
+    by_p, stored, recounted, settings = compare_rows(centre, stored_rows, record_rows, lo_ms, hi_ms, ch.dialect,
+                                                     by_partition=True)
     fixes = rc.repairs(stored, recounted, by_p.differences, keep=rc.legacy_skip(ch.dialect))
     now = int(time.time() * 1000)
     ch.insert(rows.KPI_INTERVALS_TABLE, repair_batch(centre, settings, fixes, now))

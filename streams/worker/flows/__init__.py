@@ -1,0 +1,1 @@
+"""One module per flow of the worker; streams/worker/app.py assembles them."""

@@ -1,0 +1,142 @@
+"""Agents: their own events and the contacts the interaction fold says they handle → agent
+states (streams/domain/agents.py, pure) → time per state per interval and their state now
+(the ``agent-figures`` timer), and the ready agents per queue for the staffing alert rules.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, MutableMapping
+
+import faust
+import orjson
+
+from streams.clickhouse import rows
+from streams.domain import agents as ag
+from streams.domain.keys import ident_of, split_key, state_key
+from streams.domain.windows import INTERVAL_MS
+from streams.worker.context import Worker, states
+from streams.worker.flows.interactions import raw_batch
+from streams.worker.flows.kpis import KpiFlow
+from streams.worker.runner import BatchRunner, Output
+
+
+class AgentFlow:
+    def __init__(self, w: Worker, kpis: KpiFlow) -> None:
+        self.w = w
+        self.kpis = kpis  # whether the recovered states are settled
+        self.dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
+        self.written_until = 0  # 0: redo the lateness horizon (after a start or a rebalance)
+
+    def rebalanced(self) -> None:
+        self.written_until = 0
+
+    def store(self, key: bytes, st: Any, partition: int) -> None:
+        st["p"] = partition
+        self.w.agents.data[key] = st
+        self.w.sends.add(self.w.changelogs.agents, partition, key, orjson.dumps(st))
+
+    def adopt_legacy(self, known: MutableMapping[bytes, Any], key: bytes) -> Any:
+        """An agent state stored under the bare id by an earlier release, for its own tenant."""
+        tenant, ident = split_key(key)
+        old_key = ident.encode()
+        st = known.get(old_key)
+        if not st or (st.get("t") or tenant) != tenant:
+            return None
+        del known[old_key]
+        self.w.sends.add(self.w.changelogs.agents, st.get("p", self.w.agent_partition(ident)), old_key, None)
+        return st
+
+    def _mark(self, key: bytes, since: int) -> None:
+        self.dirty[key] = min(self.dirty.get(key, since), since)
+
+    async def handle(self, events: list[Any]) -> Output:
+        """A batch of both agent-keyed topics: the agents' own events and their handling."""
+        w, s = self.w, self.w.settings
+        own = [m for m in events if m.topic == s.topic_agent_events]
+        good = w.validated(own, "agent_events")
+        changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
+        known = states(w.agents)
+        for m, e in good:
+            w.clock.observe(e.ts_ms)
+            key = state_key(e.tenant, m.key)  # another tenant's agent of the same id is another agent
+            st = known.get(key) or self.adopt_legacy(known, key) or ag.new_agent_state()
+            if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
+                              getattr(e, "queues", None)):
+                self._mark(key, e.ts_ms)
+                w.agents.data[key] = st
+                changed[key] = (st, m.partition)
+        for m in events:
+            if m.topic != s.topic_agent_activity:
+                continue
+            a = orjson.loads(m.value)
+            key = state_key(a["t"], m.key)
+            st = known.get(key) or self.adopt_legacy(known, key) or ag.new_agent_state()
+            old = st["c"].get(a["i"], [])
+            if ag.set_contact(st, a["i"], a["g"], a["t"]):
+                times = [t for seg in old + a["g"] for t in seg if t]
+                if times:
+                    self._mark(key, min(times))
+                w.agents.data[key] = st
+                changed[key] = (st, m.partition)
+        for key, (st, partition) in changed.items():
+            self.store(key, st, partition)
+        return Output(((rows.RAW_EVENTS_TABLE, raw_batch(good)),))
+
+    async def figures(self) -> None:
+        """Each agent's time per state in the intervals that changed, and its state now."""
+        w = self.w
+        now = w.clock.now_ms()
+        if not now or not self.kpis.settled():
+            return
+        owned = w.owned(w.settings.topic_agent_events)
+        horizon = now - w.centre.windows.lateness_s * 1000
+        # After a start or a rebalance, everything still within the lateness horizon: what
+        # changed since the previous owner's last run was only in its memory.
+        since_last = self.written_until or horizon
+        version = w.next_version()
+        figures, live = [], []
+        for n, (key, st) in enumerate(list(w.agents.data.items())):
+            if n % 50 == 49:
+                await asyncio.sleep(0)  # let the agents and the consumer run between agents
+            if not st or st.get("p") not in owned:
+                continue
+            agent = ident_of(key)
+            live.append((st["t"], agent, ag.current(st, now)))
+            if (self.written_until and key not in self.dirty
+                    and (idle := ag.idle_since(st)) is not None and idle <= since_last):
+                # Logged out, nothing new: its rows up to since_last are written and later
+                # ones would hold only logged-out time (no column). A month's replay spent
+                # most of this timer on such rows.
+                continue
+            start = max(min(self.dirty.pop(key, since_last), since_last), horizon)
+            if not self.written_until:  # not before the agent's first event
+                start = max(start, ag.first_seen(st) or now)
+            start -= start % INTERVAL_MS
+            pieces = ag.timeline(st, start, now)
+            figures.append((st["t"], agent, ag.per_interval(pieces, INTERVAL_MS)))
+            if len(st["f"]) > 64 or len(st["c"]) > 256:
+                before = (len(st["f"]), len(st["c"]))
+                ag.trim(st, horizon)
+                if (len(st["f"]), len(st["c"])) != before:
+                    self.store(key, st, st["p"])
+        self.written_until = now
+        if self.kpis.queue_rules:  # ready agents per queue, for rules on staffing while contacts wait
+            ready: dict[tuple[int, str, str], int] = {}
+            for tenant, agent, (state, _r, _since, _held, queues) in live:
+                p = w.agent_partition(agent)
+                for queue in queues:
+                    k = (p, tenant, queue)
+                    ready[k] = ready.get(k, 0) + (state == "ready")
+            for (p, tenant, queue), n in ready.items():
+                key = orjson.dumps([tenant, queue, "*"])
+                w.sends.add(w.settings.topic_live_parts, w.group_partition(key), key,
+                            orjson.dumps({"ap": p, "r": n, "t": now}))
+        intervals, reasons = rows.agent_batches(figures, version)
+        await w.send_or_exit()
+        await w.writer.write(rows.AGENT_INTERVALS_TABLE, intervals)
+        await w.writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
+        await w.writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
+
+    def register(self, app: faust.App, runner: BatchRunner, topic: Any) -> None:
+        runner.agent(topic, "agent-events")(self.handle)
+        app.timer(interval=self.w.centre.windows.refresh_s, name="agent-figures")(self.figures)

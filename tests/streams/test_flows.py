@@ -1,0 +1,191 @@
+"""The worker's flows driven alone: a ``Worker`` with in-memory tables, a fake send buffer
+and a fake writer, no Kafka, no faust worker, no ClickHouse. What each handler queues and
+returns is checked against figures worked out by hand; the runner's order of sends and
+writes too (acks: tests/streams/test_batches.py)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.clickhouse import rows
+from streams.config.centre import load_centre
+from streams.config.settings import Settings
+from streams.domain import kpi
+from streams.domain.clock import clock_key
+from streams.domain.keys import state_key
+from streams.worker.context import Changelogs, Worker
+from streams.worker.flows.agents import AgentFlow
+from streams.worker.flows.alerting import AlertFlow
+from streams.worker.flows.interactions import InteractionFlow
+from streams.worker.flows.kpis import KpiFlow
+from streams.worker.runner import BatchRunner, Output
+from tests.streams.test_state import T0, answered_call
+
+CENTRE = ("tenants: {acme: {timezone: UTC, queues: {sales: {sl_threshold_s: 20}}}}\n"
+          "alerts: {rules: [{name: sl, metric: service_level, threshold: 0.8, window_minutes: 15, "
+          "min_sample: 2, for_s: 0, queues: [sales]}]}\n")
+
+
+class FakeSends:
+    def __init__(self, log: list[Any]) -> None:
+        self.log, self.queued = log, []
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        self.queued.append((topic, partition, key, value))
+
+    async def send(self) -> None:
+        self.log.append(("send", len(self.queued)))
+
+    def on(self, topic: str) -> list[tuple[int, bytes | None, Any]]:
+        return [(p, k, v if v is None else orjson.loads(v)) for t, p, k, v in self.queued if t == topic]
+
+
+class FakeWriter:
+    degraded = None
+
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    async def write(self, table: str, batch: Any) -> None:
+        self.log.append(("write", table, batch.num_rows))
+
+    async def read(self, sql: Any) -> Any:
+        return SimpleNamespace(rows=[])
+
+
+class FakeApp:
+    in_recovery = False
+    consumer_generation_id = 1
+
+    def __init__(self, s: Settings) -> None:
+        tps = [SimpleNamespace(topic=t, partition=p) for t in (s.topic_events, s.topic_agent_events)
+               for p in range(s.partitions)]
+        self.assignor = SimpleNamespace(assigned_actives=lambda: tps)
+
+
+def worker(tmp_path: Path) -> tuple[Worker, list[Any]]:
+    (tmp_path / "centre.yaml").write_text(CENTRE)
+    s = Settings(state_dir=tmp_path, partitions=1, centre_config=str(tmp_path / "centre.yaml"))
+    log: list[Any] = []
+    w = Worker(settings=s, app=FakeApp(s), centre=load_centre(s.centre_config), writer=FakeWriter(log),
+               sends=FakeSends(log), interactions=SimpleNamespace(data={}), agents=SimpleNamespace(data={}),
+               alert_groups=SimpleNamespace(data={}), changelogs=Changelogs("st-changelog", "ag-changelog", "al-changelog"))
+    return w, log
+
+
+def msg(topic: str, offset: int, key: str, value: Any, partition: int = 0) -> Any:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=key.encode(), value=raw)
+
+
+def settled_kpis(w: Worker) -> KpiFlow:
+    k = KpiFlow(w)
+    k.rebalanced()  # the states are restored: the aggregates may be built
+    return k
+
+
+def table_rows(out: Output) -> dict[str, int]:
+    return {t: b.num_rows for t, b in out.writes}
+
+
+def test_fold_emits_the_record_state_and_agent_handling_and_returns_its_rows(tmp_path: Path) -> None:
+    w, _ = worker(tmp_path)
+    kpis = settled_kpis(w)
+    flow = InteractionFlow(w, kpis)
+    events = [msg(w.settings.topic_events, n, "i1", e) for n, e in enumerate(answered_call()[:-1])]  # no CSAT
+    out = asyncio.run(flow.fold(events))
+    assert table_rows(out) == {rows.RAW_EVENTS_TABLE: 6, rows.KPI_INTERVALS_TABLE: 1, rows.QUEUE_SETTINGS_TABLE: 1}
+    sends: FakeSends = w.sends  # type: ignore[assignment]
+    ((p, key, record),) = sends.on(w.settings.topic_interactions)
+    assert (p, key, record["outcome"], record["wait_ms"], record["talk_ms"], record["acw_ms"]) == \
+        (0, b"i1", "answered", 12_345, 200_000 - 12_345 - 30_500, 30_000)
+    stored = {k: v for _, k, v in sends.on("st-changelog")}  # the state, and the partition's clock beside it
+    assert set(stored) == {state_key("acme", b"i1"), clock_key(0)}
+    assert stored[clock_key(0)]["w"] == T0 + 230_000 and stored[state_key("acme", b"i1")]["p"] == 0
+    ((ap, akey, handling),) = sends.on(w.settings.topic_agent_activity)
+    assert (akey, handling["i"], handling["t"]) == (b"ann", "i1", "acme")
+    # The interval row: one offered, one answered within 20 s, in the 09:00 interval.
+    ((ikey, vec),) = kpis.kpis[0].intervals.items()
+    assert ikey == ("acme", "sales", "voice", T0)
+    assert (vec[kpi.IDX["offered"]], vec[kpi.IDX["answered"]], vec[kpi.IDX["answered_in_sl"]]) == (1, 1, 1)
+    assert (w.counters.events, w.counters.records_emitted, w.counters.dead_letters) == (6, 1, 0)
+
+    # Redelivered (the worker died before the ack): the record and the agents' handling
+    # are sent again, no state changes, the figures stay.
+    sends.queued.clear()
+    out = asyncio.run(flow.fold(events))
+    assert table_rows(out)[rows.KPI_INTERVALS_TABLE] == 0
+    assert len(sends.on(w.settings.topic_interactions)) == 1 and sends.on("st-changelog") == []  # clock unmoved
+    assert len(sends.on(w.settings.topic_agent_activity)) == 1
+    assert kpis.kpis[0].intervals[("acme", "sales", "voice", T0)][kpi.IDX["offered"]] == 1
+
+
+def test_fold_dead_letters_bad_input_and_keeps_the_rest(tmp_path: Path) -> None:
+    w, _ = worker(tmp_path)
+    flow = InteractionFlow(w, settled_kpis(w))
+    good = [msg(w.settings.topic_events, n, "i1", e) for n, e in enumerate(answered_call()[:2])]
+    events = [good[0], msg(w.settings.topic_events, 7, "i9", b"{not json"), good[1]]
+    out = asyncio.run(flow.fold(events))
+    assert table_rows(out)[rows.RAW_EVENTS_TABLE] == 2
+    ((p, key, dl),) = w.sends.on(w.settings.topic_dead_letters)  # type: ignore[attr-defined]
+    assert (key, dl["reason"], dl["source_offset"]) == (b"i9", "invalid_json", 7)
+    assert (w.counters.events, w.counters.dead_letters) == (3, 1)
+
+
+def test_agent_flow_merges_own_events_and_handling_once_per_agent(tmp_path: Path) -> None:
+    w, _ = worker(tmp_path)
+    flow = AgentFlow(w, settled_kpis(w))
+    ts = lambda ms: __import__("datetime").datetime.fromtimestamp(ms / 1000, tz=__import__("datetime").timezone.utc).isoformat()  # noqa: E731
+    own = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann", "queues": ["sales"]},
+           {"type": "agent_ready", "event_id": "a2", "ts": ts(T0 + 1000), "tenant": "acme", "agent_id": "ann"}]
+    batch = [msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(own)]
+    batch.append(msg(w.settings.topic_agent_activity, 0, "ann", {"i": "i1", "g": [[T0 + 5000, T0 + 9000, None]], "t": "acme"}))
+    out = asyncio.run(flow.handle(batch))
+    assert table_rows(out) == {rows.RAW_EVENTS_TABLE: 2}  # the handling is not a raw event
+    (stored,) = w.sends.on("ag-changelog")  # type: ignore[attr-defined]
+    assert stored[1].endswith(b"ann") and stored[2]["c"] == {"i1": [[T0 + 5000, T0 + 9000, None]]}
+    assert list(flow.dirty.values()) == [T0]  # its intervals from the login on are rewritten
+    again = asyncio.run(flow.handle(batch))  # a redelivery changes nothing
+    assert table_rows(again) == {rows.RAW_EVENTS_TABLE: 2} and len(w.sends.on("ag-changelog")) == 1  # type: ignore[attr-defined]
+
+
+def test_alert_flow_writes_the_history_row_before_sending_the_notification(tmp_path: Path) -> None:
+    w, log = worker(tmp_path)
+    flow = AlertFlow(w, alert_sends=FakeSends(log))
+    v = kpi.zero()
+    v[kpi.IDX["answered"]], v[kpi.IDX["answered_in_sl"]] = 4, 2  # SL 0.5 < 0.8 on 4 contacts
+    key = orjson.dumps(["acme", "sales", "voice"])
+    part = {"p": 0, "w": 15, "v": v, "n": 0, "o": None, "t": T0}
+    out = asyncio.run(flow.evaluate([SimpleNamespace(topic="lp", partition=0, offset=0, key=key, value=orjson.dumps(part))]))
+    assert out.rows_first and table_rows(out) == {rows.ALERTS_TABLE: 1}
+    ((_, ident, note),) = out.via.on(w.settings.topic_alerts)  # type: ignore[union-attr]
+    assert (note["status"], note["rule"], note["value"]) == ("firing", "sl", 0.5)
+    assert [k for _, k, _ in out.via.on("al-changelog")] == [key]  # type: ignore[union-attr]
+    runner = BatchRunner(w, gaps=None)  # type: ignore[arg-type]
+    asyncio.run(runner.store(out))
+    assert log == [("write", rows.ALERTS_TABLE, 1), ("send", 2)] and w.counters.alerts == 1
+
+
+@pytest.mark.parametrize("rows_first", [False, True])
+def test_runner_sends_then_stores_unless_rows_go_first_and_runs_then_last(tmp_path: Path, rows_first: bool) -> None:
+    w, log = worker(tmp_path)
+    w.sends.add("t", 0, b"k", b"{}")
+    batch = rows.dead_letter_batch([])
+    out = Output(((rows.DEAD_LETTERS_TABLE, batch), (rows.ALERTS_TABLE, rows.alert_batch([]))),
+                 rows_first=rows_first, then=lambda: log.append("then"))
+    asyncio.run(BatchRunner(w, gaps=None).store(out))  # type: ignore[arg-type]
+    writes = [("write", rows.DEAD_LETTERS_TABLE, 0), ("write", rows.ALERTS_TABLE, 0)]
+    assert log == (writes + [("send", 1), "then"] if rows_first else [("send", 1)] + writes + ["then"])
+
+
+def test_a_contact_offered_a_little_ahead_of_the_clock_waits_zero_not_less() -> None:
+    live = [(0, ("acme", "sales", "voice"), 15, kpi.zero(), 1, T0 + 90_000, T0),   # 90 s ahead
+            (0, ("acme", "sales", "chat"), 15, kpi.zero(), 1, T0 - 30_000, T0)]    # waiting 30 s
+    got = rows.kpi_live_batch(live, 1).to_pydict()["oldest_waiting_since"]
+    assert [int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v for v in got] == [T0, T0 - 30_000]
