@@ -87,8 +87,9 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
     worker = None
     try:
         prepare(s)
-        # ~7 interaction events per contact; agent events come on top.
-        sim = simulate(SimConfig(seed=7, interactions=interactions or max(1000, events_wanted // 7)))
+        # The demo's traffic (IVR sessions, outbound attempts, quality scores with the queue
+        # contacts): ~6 interaction events per queue contact all told; agent events come on top.
+        sim = simulate(SimConfig.product(seed=7, interactions=interactions or max(1000, events_wanted // 6)))
         events = sorted(sim.events, key=lambda e: e["ts"])
         offered = len({e["interaction_id"] for e in events if e["type"] == "offered"})
         messages = [from_event(e) for e in events]

@@ -82,6 +82,61 @@ class Offered(_InteractionEvent):
     queue: Ident
     customer_id: Ident | None = None
     priority: int = Field(0, ge=0, le=100)
+    callback: bool | None = Field(None, description="A callback the customer asked for, queued for an agent to "
+                                               "call back (direction 'callback'); it counts in the queue's figures.")
+
+
+# -- IVR / voice bot in front of the queues ----------------------------------------------
+
+IvrResult = Literal["to_queue", "self_served", "hung_up", "transferred_out"]
+
+
+class IvrEntered(_InteractionEvent):
+    """The contact reached the IVR or voice bot."""
+
+    type: Literal["ivr_entered"] = "ivr_entered"
+    ivr: Ident | None = Field(None, description="Which IVR flow or bot.")
+
+
+class IvrStep(_InteractionEvent):
+    """A menu choice or a recognised intent inside the IVR; the steps make the contact's path."""
+
+    type: Literal["ivr_step"] = "ivr_step"
+    step: Ident = Field(description="Menu node or intent, e.g. 'main>balance' or 'intent:card_lost'.")
+
+
+class IvrLeft(_InteractionEvent):
+    """The contact left the IVR: to a queue (an ``offered`` follows), served by it, hung up in it,
+    or sent elsewhere (another number, a partner)."""
+
+    type: Literal["ivr_left"] = "ivr_left"
+    result: IvrResult
+
+
+# -- Outbound: a dialer's or an agent's call out -------------------------------------------
+
+DialResult = Literal["connected", "no_answer", "busy", "answering_machine", "invalid_number", "dialer_abandoned"]
+
+
+class Dialed(_InteractionEvent):
+    """An outbound call attempt began (the contact's direction is then 'outbound')."""
+
+    type: Literal["dialed"] = "dialed"
+    campaign: Ident
+    list_id: Ident | None = None
+    record_id: Ident | None = Field(None, description="The list record (the person) called; attempts per record count on it.")
+    number: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^\+?[0-9*#]+$")] | None = Field(
+        None, description="The number dialled, digits only; stored as given (redact it upstream if you must).")
+    agent_id: Ident | None = Field(None, description="For preview and manual dialling: the agent placing it.")
+
+
+class DialResulted(_InteractionEvent):
+    """How the attempt ended: ``connected`` (a person answered and an agent takes it: ``answered``
+    follows), or not connected; ``dialer_abandoned``: a person answered but no agent was free
+    (the regulated figure)."""
+
+    type: Literal["dial_result"] = "dial_result"
+    result: DialResult
 
 
 class Answered(_InteractionEvent):
@@ -114,6 +169,7 @@ class Transferred(_InteractionEvent):
     to_queue: Ident | None = None
     to_agent: Ident | None = None
     agent_id: Ident | None = Field(None, description="The agent who transferred.")
+    reason: Name | None = Field(None, description="Why, e.g. 'escalation', 'wrong_queue', 'language'.")
 
     @model_validator(mode="after")
     def _has_target(self) -> "Transferred":
@@ -127,6 +183,8 @@ class Ended(_InteractionEvent):
 
     type: Literal["ended"] = "ended"
     agent_id: Ident | None = None
+    recording: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^[^\s\x00-\x1f\x7f'\"`\\<>]+$")] | None = Field(
+        None, description="The recording's id or URL (https), shown as a link on the contact.")
 
 
 class WrapupEnded(_InteractionEvent):
@@ -134,6 +192,8 @@ class WrapupEnded(_InteractionEvent):
     agent_id: Ident | None = None
     disposition: Name | None = None
     resolved: bool | None = None
+    right_party: bool | None = Field(None, description="Outbound: the person the campaign wanted was reached.")
+    converted: bool | None = Field(None, description="Outbound: the campaign's goal was met (a sale, a promise to pay...).")
 
 
 class FirstResponse(_InteractionEvent):
@@ -148,6 +208,20 @@ class Csat(_InteractionEvent):
 
     type: Literal["csat"] = "csat"
     score: int = Field(ge=1, le=5)
+
+
+class QaEvaluated(_InteractionEvent):
+    """A supervisor scored the recorded conversation against a form; may come days later.
+    A second evaluation of the same contact by the same form replaces the first (latest wins)."""
+
+    type: Literal["qa_evaluated"] = "qa_evaluated"
+    agent_id: Ident = Field(description="The agent evaluated.")
+    evaluator: Ident
+    form: Ident
+    score: float = Field(ge=0, le=100, description="Percent.")
+    sections: dict[Ident, Annotated[float, Field(ge=0, le=100)]] = Field(default_factory=dict, max_length=64)
+    critical_failure: bool | None = Field(None, description="A failure on a critical item (compliance, "
+                                                         "security): counted whatever the score.")
 
 
 class _AgentEvent(_Event):
@@ -175,7 +249,8 @@ class AgentNotReady(_AgentEvent):
 InteractionEvent = Annotated[
     Union[
         Offered, Answered, Abandoned, HoldStarted, HoldEnded, Transferred,
-        Ended, WrapupEnded, FirstResponse, Csat,
+        Ended, WrapupEnded, FirstResponse, Csat, IvrEntered, IvrStep, IvrLeft, Dialed, DialResulted,
+        QaEvaluated,
     ],
     Field(discriminator="type"),
 ]
@@ -186,7 +261,8 @@ AgentEvent = Annotated[
 Event = Annotated[
     Union[
         Offered, Answered, Abandoned, HoldStarted, HoldEnded, Transferred,
-        Ended, WrapupEnded, FirstResponse, Csat,
+        Ended, WrapupEnded, FirstResponse, Csat, IvrEntered, IvrStep, IvrLeft, Dialed, DialResulted,
+        QaEvaluated,
         AgentLogin, AgentLogout, AgentReady, AgentNotReady,
     ],
     Field(discriminator="type"),
@@ -194,7 +270,8 @@ Event = Annotated[
 
 INTERACTION_EVENT_TYPES: tuple[str, ...] = (
     "offered", "answered", "abandoned", "hold_started", "hold_ended", "transferred",
-    "ended", "wrapup_ended", "first_response", "csat",
+    "ended", "wrapup_ended", "first_response", "csat", "ivr_entered", "ivr_step", "ivr_left",
+    "dialed", "dial_result", "qa_evaluated",
 )
 AGENT_EVENT_TYPES: tuple[str, ...] = ("agent_login", "agent_logout", "agent_ready", "agent_not_ready")
 

@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Outcome = Literal["answered", "abandoned", "unanswered"]
+Outcome = Literal["answered", "abandoned", "unanswered", "ivr", "not_connected"]
+Direction = Literal["inbound", "outbound", "callback"]
 
 
 class InteractionRecord(BaseModel):
@@ -50,6 +51,26 @@ class InteractionRecord(BaseModel):
     anomalies: list[str] = Field(description="Impossible sequences seen, e.g. answered_without_offer.")
     n_events: int
     version: int = Field(description="Grows with every change; the table keeps the highest.")
+    direction: Direction = Field(description="outbound when dialled out (``dialed``), callback when queued as a "
+                                             "callback, else inbound. Queue figures count inbound and callback.")
+    campaign: str | None
+    list_id: str | None
+    record_id: str | None
+    dialed_at_ms: int | None
+    dial_result: str | None = Field(description="connected, no_answer, busy, answering_machine, invalid_number, "
+                                                "dialer_abandoned.")
+    right_party: bool | None
+    converted: bool | None
+    ivr: str | None
+    ivr_entered_at_ms: int | None
+    ivr_ms: int = Field(description="Time in the IVR: entered to left (or to the queue), never negative.")
+    ivr_result: str | None = Field(description="to_queue, self_served, hung_up, transferred_out.")
+    ivr_path: list[str] = Field(description="The IVR steps (menu nodes, intents) in order.")
+    transfer_reasons: list[str]
+    recording: str | None
+    qa_evaluations: int = Field(description="Forms this contact was scored on (the latest score per form).")
+    qa_score: float | None = Field(description="Mean of the latest score per form, percent.")
+    qa_critical: bool | None = Field(description="Any form's latest evaluation had a critical failure.")
 
 
 class DeadLetter(BaseModel):

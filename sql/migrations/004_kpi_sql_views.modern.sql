@@ -37,7 +37,7 @@ FROM
         toUInt64(0) AS billable_talk_minutes,
         toUInt64(0) AS max_wait_ms
     FROM {db}.interactions AS i FINAL
-    WHERE i.offered_at IS NOT NULL
+    WHERE i.offered_at IS NOT NULL AND i.direction != 'outbound'
     UNION ALL
     SELECT i.tenant AS tenant, ifNull(i.queue, '') AS queue, i.channel AS channel,
         toStartOfFifteenMinutes(assumeNotNull(ifNull(i.answered_at, i.abandoned_at))) AS interval_start,
@@ -63,7 +63,7 @@ FROM
     FROM {db}.interactions AS i FINAL
     INNER JOIN (SELECT tenant, queue, sl_threshold_s, short_abandon_s FROM {db}.queue_settings FINAL) AS s
         ON s.tenant = i.tenant AND s.queue = ifNull(i.queue, '')
-    WHERE i.answered_at IS NOT NULL OR i.abandoned_at IS NOT NULL
+    WHERE (i.answered_at IS NOT NULL OR i.abandoned_at IS NOT NULL) AND i.direction != 'outbound'
     UNION ALL
     SELECT i.tenant AS tenant, ifNull(i.queue, '') AS queue, i.channel AS channel,
         toStartOfFifteenMinutes(assumeNotNull(ifNull(i.wrapup_ended_at, i.ended_at))) AS interval_start,
@@ -88,6 +88,7 @@ FROM
         toUInt64(0) AS max_wait_ms
     FROM {db}.interactions AS i FINAL
     WHERE i.answered_at IS NOT NULL AND (i.wrapup_ended_at IS NOT NULL OR i.ended_at IS NOT NULL)
+      AND i.direction != 'outbound'
     )
     GROUP BY tenant, queue, channel, interval_start
 );

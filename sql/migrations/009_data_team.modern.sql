@@ -17,7 +17,7 @@ CREATE VIEW IF NOT EXISTS {db}.contacts
     abandoned_at          Nullable(DateTime64(3, 'UTC')) COMMENT 'caller hung up while queued',
     ended_at              Nullable(DateTime64(3, 'UTC')) COMMENT 'conversation ended',
     wrapup_ended_at       Nullable(DateTime64(3, 'UTC')) COMMENT 'after-call work finished',
-    outcome               String             COMMENT 'answered | abandoned | unanswered',
+    outcome               String             COMMENT 'answered | abandoned | unanswered | ivr (left in the IVR) | not_connected (outbound)',
     disposition           Nullable(String)   COMMENT 'wrap-up code the agent chose',
     resolved              Nullable(UInt8)    COMMENT '1 or 0 as the agent recorded it, NULL if not asked',
     csat                  Nullable(UInt8)    COMMENT 'customer rating 1..5 (4 and 5 count as satisfied)',
@@ -29,7 +29,16 @@ CREATE VIEW IF NOT EXISTS {db}.contacts
     acw_s                 Float64            COMMENT 'seconds of after-call work',
     handle_s              Float64            COMMENT 'talk + hold + after-call work (what AHT averages)',
     billable_talk_minutes UInt64             COMMENT 'talk minutes rounded up per contact (billing by started minute)',
-    closed_by_timeout     UInt8              COMMENT '1 when its final event never came and the pipeline closed it'
+    closed_by_timeout     UInt8              COMMENT '1 when its final event never came and the pipeline closed it',
+    direction             String             COMMENT 'inbound | outbound (dialled out) | callback (queued callback)',
+    campaign              Nullable(String)   COMMENT 'outbound: the campaign',
+    dial_result           Nullable(String)   COMMENT 'outbound: connected | no_answer | busy | answering_machine | invalid_number | dialer_abandoned',
+    ivr_s                 Float64            COMMENT 'seconds in the IVR before the queue (0 without one)',
+    ivr_result            Nullable(String)   COMMENT 'to_queue | self_served | hung_up | transferred_out',
+    journey_s             Float64            COMMENT 'the whole journey: IVR + queue wait + talk + hold',
+    transfer_reasons      Array(String)      COMMENT 'the reason of each transfer that gave one',
+    recording             Nullable(String)   COMMENT 'id or URL of the recording',
+    qa_score              Nullable(Float64)  COMMENT 'quality score, mean of the latest per form (percent)'
 )
 AS SELECT
     interaction_id,
@@ -56,7 +65,16 @@ AS SELECT
     acw_ms / 1000 AS acw_s,
     (talk_ms + hold_ms + acw_ms) / 1000 AS handle_s,
     toUInt64(intDiv(talk_ms + 59999, 60000)) AS billable_talk_minutes,
-    closed_by_timeout
+    closed_by_timeout,
+    toString(direction) AS direction,
+    if(campaign IS NULL, NULL, toString(assumeNotNull(campaign))) AS campaign,
+    if(dial_result IS NULL, NULL, toString(assumeNotNull(dial_result))) AS dial_result,
+    ivr_ms / 1000 AS ivr_s,
+    if(ivr_result IS NULL, NULL, toString(assumeNotNull(ivr_result))) AS ivr_result,
+    (ivr_ms + wait_ms + talk_ms + hold_ms) / 1000 AS journey_s,
+    transfer_reasons,
+    recording,
+    qa_score
 FROM {db}.interactions FINAL
 COMMENT 'One row per contact, its latest version: the base for ad-hoc analysis';
 

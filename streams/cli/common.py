@@ -32,8 +32,9 @@ def sim_messages(args: argparse.Namespace) -> tuple[list[Any], dict[str, dict[st
     from streams.traffic.producer import from_event
     from streams.traffic.simulate import SimConfig, event_time_order, simulate
 
-    cfg = SimConfig(seed=args.seed, interactions=args.interactions,
-                    **({"start": args.start} if getattr(args, "start", None) else {}))
+    # The whole centre: queues, the IVR in front of them, outbound campaigns.
+    cfg = SimConfig.product(seed=args.seed, interactions=args.interactions,
+                            **({"start": args.start} if getattr(args, "start", None) else {}))
     sim = simulate(cfg)
     events = event_time_order(sim)
     out = [from_event(e) for e in events]

@@ -7,6 +7,7 @@ and stops the worker so ``ccpulse sql`` can open the data directly afterwards.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +41,13 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
     from streams.traffic.producer import produce
     from streams.worker.topics import create_topics
 
+    from streams.config.centre import EXAMPLE_CENTRE
+
+    if s.centre_config is None and EXAMPLE_CENTRE.exists():
+        # The demo runs with real rules: the example centre file (goals, formulas, alert rules).
+        os.environ["CCPULSE_CENTRE_CONFIG"] = str(EXAMPLE_CENTRE)
+        s = s.model_copy(update={"centre_config": EXAMPLE_CENTRE})
+        _step(f"centre file {EXAMPLE_CENTRE.name} (set CCPULSE_CENTRE_CONFIG to use your own)")
     if _is_local_broker(s):
         _step("starting the local broker")
         try:

@@ -36,12 +36,24 @@ INTERACTION_COLUMNS: dict[str, pa.DataType] = {
     "disposition": pa.string(), "resolved": pa.uint8(), "csat": pa.uint8(), "csat_at": _TS,
     "closed_by_timeout": pa.uint8(), "anomalies": pa.list_(pa.string()), "n_events": pa.uint32(),
     "version": pa.uint64(), "source_partition": pa.uint16(),
+    "direction": pa.string(), "campaign": pa.string(), "list_id": pa.string(), "record_id": pa.string(),
+    "dialed_at": _TS, "dial_result": pa.string(), "right_party": pa.uint8(), "converted": pa.uint8(),
+    "ivr": pa.string(), "ivr_entered_at": _TS, "ivr_ms": pa.uint64(), "ivr_result": pa.string(),
+    "ivr_path": pa.list_(pa.string()), "transfer_reasons": pa.list_(pa.string()), "recording": pa.string(),
+    "qa_evaluations": pa.uint16(), "qa_score": pa.float64(), "qa_critical": pa.uint8(),
 }
+#: Fields records gained after release 1 (migration 012): a record written before them (still
+#: on the records topic, replayed) reads these.
+_LATER_DEFAULTS: dict[str, Any] = {
+    "direction": "inbound", "ivr_ms": 0, "ivr_path": [], "transfer_reasons": [], "qa_evaluations": 0,
+}
+_AS_INT = ("resolved", "closed_by_timeout", "right_party", "converted", "qa_critical")
 #: Record key → column, where they differ (records carry epoch-ms integers).
 _RECORD_TIME_FIELDS = {
     "offered_at": "offered_at_ms", "answered_at": "answered_at_ms", "abandoned_at": "abandoned_at_ms",
     "ended_at": "ended_at_ms", "wrapup_ended_at": "wrapup_ended_at_ms",
     "first_response_at": "first_response_at_ms", "last_event_at": "last_event_at_ms", "csat_at": "csat_at_ms",
+    "dialed_at": "dialed_at_ms", "ivr_entered_at": "ivr_entered_at_ms",
 }
 
 DEAD_LETTERS_TABLE = "dead_letters"
@@ -90,10 +102,9 @@ def interaction_batch(records: Iterable[dict[str, Any]], partitions: Iterable[in
         if n == "source_partition":
             continue
         k = _RECORD_TIME_FIELDS.get(n, n)
-        if n in ("resolved", "closed_by_timeout"):
-            cols[n] = [None if (v := r[k]) is None else int(v) for r in rs]
-        else:
-            cols[n] = [r[k] for r in rs]
+        default = _LATER_DEFAULTS.get(k)
+        values = [r.get(k, default) for r in rs]
+        cols[n] = [None if v is None else int(v) for v in values] if n in _AS_INT else values
     return _table(cols, INTERACTION_COLUMNS)
 
 

@@ -33,6 +33,9 @@ SlVariant = Literal["abandons_count_against", "ignore_abandons", "abandons_withi
 SL_VARIANTS: tuple[str, ...] = ("abandons_count_against", "ignore_abandons", "abandons_within_t_ok",
                                 "abandons_within_t_ignored")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: The complete, commented example in the repository: the demo's and docker-compose's centre
+#: file when none is configured (never the worker's default: an unset file means all defaults).
+EXAMPLE_CENTRE = Path(__file__).resolve().parents[2] / "centre.example.yaml"
 
 
 class _Strict(BaseModel):

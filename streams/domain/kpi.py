@@ -46,8 +46,13 @@ def zero() -> Vector:
 
 
 def contribution(rec: Mapping[str, Any], q: QueueConfig) -> Contribution:
-    """The parts one interaction record adds to the intervals, each with its timestamp."""
+    """The parts one interaction record adds to the intervals, each with its timestamp.
+
+    Outbound attempts add none: a queue's service level, waits and abandons are about the
+    customers who called in (and queued callbacks); campaigns have their own figures."""
     parts: Contribution = []
+    if rec.get("direction") == "outbound":
+        return parts
     if rec.get("offered_at_ms") is not None:
         v = zero()
         v[IDX["offered"]] = 1

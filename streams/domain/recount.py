@@ -177,8 +177,8 @@ def records_sql(db: str, dialect: str, lo_ms: int, hi_ms: int, tenant: str | Non
                f"OR (answered_at IS NOT NULL AND {within('ifNull(wrapup_ended_at, ended_at)')})){_filters(tenant, None)}")
     newest = (f"SELECT * FROM {db}.interactions WHERE (tenant, interaction_id) IN ({touched}) "
               "ORDER BY version DESC LIMIT 1 BY tenant, interaction_id")
-    where = _filters(None, partitions)
-    return f"SELECT {cols} FROM ({newest})" + (f" WHERE 1{where}" if where else "")
+    # Outbound attempts are not queue contacts (kpi.contribution gives them no part).
+    return f"SELECT {cols} FROM ({newest}) WHERE direction != 'outbound'{_filters(None, partitions)}"
 
 
 def stored_sql(db: str, lo_ms: int, hi_ms: int, tenant: str | None = None,

@@ -36,11 +36,17 @@ class State(TypedDict, total=False):
 #: Tie-break for events of one interaction in the same millisecond: the lifecycle order.
 #: Producers must keep a re-queued contact's next answer at least 1 ms after its transfer.
 TYPE_RANK = {
+    "dialed": -5, "dial_result": -4, "ivr_entered": -3, "ivr_step": -2, "ivr_left": -1,
     "offered": 0, "answered": 1, "first_response": 2, "hold_started": 3, "hold_ended": 4,
-    "transferred": 5, "abandoned": 6, "ended": 7, "wrapup_ended": 8, "csat": 9,
+    "transferred": 5, "abandoned": 6, "ended": 7, "wrapup_ended": 8, "csat": 9, "qa_evaluated": 10,
 }
 _ATTRS = ("queue", "customer_id", "priority", "agent_id", "to_queue", "to_agent",
-          "disposition", "resolved", "score")
+          "disposition", "resolved", "score", "callback", "ivr", "step", "result", "campaign", "list_id",
+          "record_id", "reason", "recording", "right_party", "converted", "evaluator", "form",
+          "critical_failure")
+#: An IVR exit that ends the contact there (no queue follows); a dial result that ends the attempt.
+IVR_FINAL = ("self_served", "hung_up", "transferred_out")
+NOT_CONNECTED = ("no_answer", "busy", "answering_machine", "invalid_number", "dialer_abandoned")
 
 
 _ATTRS_OF: dict[type, tuple[str, ...]] = {}
@@ -149,6 +155,22 @@ class _Fold:
     anomalies: list[str] = field(default_factory=list)
     #: Agent handling segments [agent, connected from, to, ACW until (0 = ACW pending, None = no ACW)].
     segments: list[list[Any]] = field(default_factory=list)
+    callback: bool = False
+    campaign: str | None = None
+    list_id: str | None = None
+    record_id: str | None = None
+    dialed_at: int | None = None
+    dial_result: str | None = None
+    right_party: bool | None = None
+    converted: bool | None = None
+    ivr: str | None = None
+    ivr_entered_at: int | None = None
+    ivr_left_at: int | None = None
+    ivr_result: str | None = None
+    ivr_path: list[str] = field(default_factory=list)
+    transfer_reasons: list[str] = field(default_factory=list)
+    recording: str | None = None
+    qa: dict[str, tuple[float, bool]] = field(default_factory=dict)  # form -> latest (score, critical)
 
     def flag(self, what: str) -> None:
         if what not in self.anomalies:
@@ -200,10 +222,11 @@ def _fold(facts: dict[str, Fact]) -> _Fold:
                 s.offered_at = ts
                 s.customer_id = a.get("customer_id")
                 s.priority = a.get("priority", 0)
+                s.callback = bool(a.get("callback"))
             s.enter_queue(ts, a.get("queue"))
         elif typ == "answered":
-            if s.in_queue_since is None and s.offered_at is None:
-                s.flag("answered_without_offer")
+            if s.in_queue_since is None and s.offered_at is None and s.dialed_at is None:
+                s.flag("answered_without_offer")  # (an outbound call is answered without one)
             s.leave_queue(ts)
             if s.answered_at is None:
                 s.answered_at = ts
@@ -264,6 +287,30 @@ def _fold(facts: dict[str, Fact]) -> _Fold:
                 s.first_response_at = ts
         elif typ == "csat":
             s.csat, s.csat_at = a["score"], ts
+        elif typ == "ivr_entered":
+            # First entry and last exit, whatever their order: two systems' clocks may put
+            # the exit a little before the entry (the time in the IVR is then 0, not less).
+            if s.ivr_entered_at is None:
+                s.ivr_entered_at, s.ivr = ts, a.get("ivr")
+        elif typ == "ivr_step":
+            s.ivr_path.append(a["step"])
+        elif typ == "ivr_left":
+            s.ivr_left_at, s.ivr_result = ts, a["result"]
+        elif typ == "dialed":
+            if s.dialed_at is None:
+                s.dialed_at = ts
+                s.campaign, s.list_id, s.record_id = a["campaign"], a.get("list_id"), a.get("record_id")
+        elif typ == "dial_result":
+            s.dial_result = a["result"]
+        elif typ == "qa_evaluated":
+            s.qa[a["form"]] = (a["score"], bool(a.get("critical_failure")))
+        if typ == "transferred" and a.get("reason"):
+            s.transfer_reasons.append(a["reason"])
+        elif typ == "ended" and a.get("recording"):
+            s.recording = a["recording"]
+        elif typ == "wrapup_ended":
+            s.right_party = a.get("right_party", s.right_party)
+            s.converted = a.get("converted", s.converted)
     return s
 
 
@@ -272,7 +319,8 @@ def is_complete(s: _Fold) -> bool:
     if s.in_queue_since is not None or s.connected_since is not None:
         return False
     if s.answered_at is None:
-        return s.abandoned_at is not None
+        return (s.abandoned_at is not None or s.dial_result in NOT_CONNECTED
+                or (s.offered_at is None and s.ivr_result in IVR_FINAL))
     return s.ended_at is not None and s.wrapup_at is not None and s.wrapup_at >= s.ended_at
 
 
@@ -292,8 +340,21 @@ def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> d
     acw = 0
     if s.wrapup_at is not None and s.ended_at is not None and s.wrapup_at >= s.ended_at:
         acw = s.wrapup_at - s.ended_at
-    outcome = "answered" if s.answered_at is not None else (
-        "abandoned" if s.abandoned_at is not None else "unanswered")
+    if s.answered_at is not None:
+        outcome = "answered"
+    elif s.abandoned_at is not None:
+        outcome = "abandoned"
+    elif s.offered_at is None and s.ivr_result in IVR_FINAL:
+        outcome = "ivr"  # left in the IVR: served by it, hung up in it, or sent elsewhere
+    elif s.dial_result in NOT_CONNECTED:
+        outcome = "not_connected"
+    else:
+        outcome = "unanswered"
+    ivr_ms = 0
+    if s.ivr_entered_at is not None:
+        ivr_end = s.ivr_left_at if s.ivr_left_at is not None else (s.offered_at or s.answered_at or end)
+        ivr_ms = max(0, ivr_end - s.ivr_entered_at)
+    qa = list(s.qa.values())
     return {
         "interaction_id": interaction_id,
         "tenant": s.tenant,
@@ -327,6 +388,25 @@ def build_record(interaction_id: str, state: State, s: _Fold | None = None) -> d
         "anomalies": sorted([*s.anomalies, "too_many_events"] if state.get("o") else s.anomalies),
         "n_events": len(state["f"]),
         "version": version_of(state),
+        "direction": "outbound" if s.dialed_at is not None else (
+            "callback" if s.callback or s.channel == "callback" else "inbound"),
+        "campaign": s.campaign,
+        "list_id": s.list_id,
+        "record_id": s.record_id,
+        "dialed_at_ms": s.dialed_at,
+        "dial_result": s.dial_result,
+        "right_party": s.right_party,
+        "converted": s.converted,
+        "ivr": s.ivr,
+        "ivr_entered_at_ms": s.ivr_entered_at,
+        "ivr_ms": ivr_ms,
+        "ivr_result": s.ivr_result,
+        "ivr_path": s.ivr_path,
+        "transfer_reasons": s.transfer_reasons,
+        "recording": s.recording,
+        "qa_evaluations": len(qa),
+        "qa_score": round(sum(x for x, _ in qa) / len(qa), 4) if qa else None,
+        "qa_critical": any(c for _, c in qa) if qa else None,
     }
 
 

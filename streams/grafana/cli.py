@@ -18,15 +18,20 @@ def cli_error(message: str) -> Exception:
     return CliError(message)
 
 
-def _centre(args: argparse.Namespace) -> Any:
-    """``--centre``, else the settings' centre file (CCPULSE_CENTRE_CONFIG), else all defaults."""
-    from streams.config.centre import load_centre
+def _centre(args: argparse.Namespace, example: bool = False) -> Any:
+    """``--centre``, else the settings' centre file (CCPULSE_CENTRE_CONFIG), else (``example``:
+    for the provisioning files docker-compose mounts beside it) centre.example.yaml, else all
+    defaults."""
+    from streams.config.centre import EXAMPLE_CENTRE, load_centre
 
     if args.centre:
         return load_centre(args.centre)
     from streams.cli.common import settings_of as _settings
 
-    return load_centre(_settings(args).centre_config)
+    path = _settings(args).centre_config
+    if path is None and example and EXAMPLE_CENTRE.exists():
+        path = EXAMPLE_CENTRE
+    return load_centre(path)
 
 
 def _dashboards() -> Any:
@@ -42,7 +47,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Write the dashboards and the alerting provisioning files, and say which."""
     from streams.grafana.alert_rules import write_alerting
 
-    centre = _centre(args)
+    centre = _centre(args, example=True)
     out = Path(args.out)
     written = list(_dashboards().write_all(out / "dashboards"))
     written += write_alerting(out / "provisioning" / "alerting", centre)

@@ -1,7 +1,8 @@
 """The ccpulse dashboards, generated from code into grafana/dashboards/*.json.
 
-Seven boards, one audience each: the live wallboard, interval history, channel mix,
-agents for supervisors, an agent's own figures, the client report and alerts. Every query
+Eight boards, one audience each: the live wallboard, interval history, channel mix,
+agents for supervisors, an agent's own figures, the client report, alerts, and campaigns,
+the IVR and quality. Every query
 reads the views of sql/migrations (ccpulse database, named explicitly) through the
 ClickHouse plugin, with its macros ($__timeFilter, $__conditionalAll ...) and chained
 variables tenant -> queue -> channel / agent. Live panels read the latest snapshot the
@@ -83,6 +84,14 @@ def sl_by_variant(variant: str) -> str:
             "sum(answered_in_sl) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0))")
 
 
+def sl_base_by_variant(variant: str) -> str:
+    """How many contacts the service level of ``sl_by_variant`` is based on (its denominator)."""
+    return (f"multiIf({variant} = 'ignore_abandons', sum(answered), "
+            f"{variant} = 'abandons_within_t_ok', sum(answered) + sum(abandoned), "
+            f"{variant} = 'abandons_within_t_ignored', sum(answered) + sum(abandoned) - sum(abandoned_in_sl), "
+            "sum(answered) + sum(abandoned) - sum(short_abandons))")
+
+
 ABANDON_RATE = "(sum(abandoned) - sum(short_abandons)) / nullIf(sum(answered) + sum(abandoned) - sum(short_abandons), 0)"
 AHT = "(sum(talk_ms) + sum(hold_ms) + sum(acw_ms)) / 1000 / nullIf(sum(handled), 0)"
 #: interval_kpis carries ASA per row; weighting by answered gives the ASA of the sum.
@@ -141,9 +150,11 @@ def wallboard() -> Json:
     sl_now = stat(
         "Service level now vs goal",
         "Service level of the rolling window, per queue, by the queue's own SL formula; red below the "
-        "queue's goal, green at or above it (goal and formula from the centre file).",
-        [target(_live(f"k.queue AS queue, {sl_by_variant('any(s.variant)')} AS service_level, "
-                      "0 AS below_goal, any(s.goal) AS goal"))],
+        "queue's goal, green at or above it (goal and formula from the centre file). Each tile names the "
+        "contacts it is based on: 100 % of 3 is not 100 % of 300.",
+        [target(_live(f"concat(k.queue, ' · ', toString({sl_base_by_variant('any(s.variant)')}), ' contacts') "
+                      f"AS queue, {sl_by_variant('any(s.variant)')} AS service_level, "
+                      "0 AS below_goal, any(s.goal) AS goal", group="k.queue"))],
         fieldconfig=field_config(**PERCENT, min_=0, max_=1, steps=thresholds("red"), color_mode="thresholds"),
         transformations=[rows_to_fields("queue", "service_level", ("below_goal", "red"), ("goal", "green"))],
         text_size=60)
@@ -173,6 +184,19 @@ def wallboard() -> Json:
         fieldconfig=field_config(unit="none", decimals=0, color_mode="fixed",
                                  overrides=[override_color(s, c) for s, c in STATE_COLORS.items()]),
         transformations=[rows_to_fields("state", "agents")])
+    today_sql = (f"SELECT {sl_by_variant('any(sl_variant)')} AS service_level, sum(offered) AS offered, "
+                 f"{ABANDON_RATE} AS abandon_rate FROM (SELECT * FROM {DB}.interval_kpis "
+                 f"WHERE {TENANT} AND queue != '' AND {QUEUES} AND {CHANNELS} AND local_day = (SELECT max(local_day) "
+                 f"FROM {DB}.interval_kpis WHERE {TENANT}))")
+    today = stat(
+        "Today", "The tenant's business day so far (its time zone and daily reset), the selected queues "
+        "together: service level (by the formula of the queues; mixed formulas use the default), contacts "
+        "offered and abandon rate, beside the rolling figures above.",
+        [target(today_sql)],
+        fieldconfig=field_config(decimals=0, overrides=[
+            {"matcher": {"id": "byRegexp", "options": "service_level|abandon_rate"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]}]),
+        color_mode="none")
     window = custom_variable("window", "Window", [("last 5 minutes", "5"), ("last 15 minutes", "15"),
                                                   ("last 60 minutes", "60")], "15")
     return dashboard(
@@ -180,7 +204,8 @@ def wallboard() -> Json:
         description="Right now, per queue: service level against goal, contacts waiting, the oldest wait, "
                     "abandon rate and agents by state. Figures are the stream's latest snapshot (event time).",
         variables=[tenant_var(), queue_var(), channel_var(), window],
-        panels=layout([[(sl_now, 24, 8)], [(waiting, 12, 5), (oldest, 12, 5)], [(abandon, 12, 5), (agents, 12, 5)]]))
+        panels=layout([[(sl_now, 18, 8), (today, 6, 8)], [(waiting, 12, 5), (oldest, 12, 5)],
+                       [(abandon, 12, 5), (agents, 12, 5)]]))
 
 
 # --- 2. service level and intervals ---------------------------------------------------------
@@ -530,6 +555,110 @@ def alerts() -> Json:
         panels=layout([[(firing, 6, 6), (fired, 18, 6)], [(current, 24, 8)], [(history, 24, 10)]]))
 
 
+# --- 8. campaigns, the IVR and quality ------------------------------------------------------------
+
+RATE_COLUMNS = {"matcher": {"id": "byRegexp", "options": ".*_rate|containment|qa_coverage|csat_score"},
+                "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]}
+
+
+def campaigns_ivr_quality() -> Json:
+    camp = f"FROM {DB}.campaign_intervals_15m WHERE {TENANT} AND $__timeFilter(interval_start)"
+    # Sums are named n_* inside and renamed outside: a ClickHouse alias equal to a column name
+    # would stand for the sum wherever the column is named again (sum(sum(...)) is refused).
+    outbound = stat(
+        "Outbound", "Dial attempts in the range, the share that reached a person (contact rate) and the "
+        "dialer abandon rate: connects dropped for want of a free agent / connects (regulators cap it, "
+        "e.g. 3 % in the UK).",
+        [target(f"SELECT n_attempts AS attempts, n_connects / nullIf(n_attempts, 0) AS contact_rate, "
+                f"n_dropped / nullIf(n_connects, 0) AS dialer_abandon_rate, n_conversions AS conversions "
+                f"FROM (SELECT sum(attempts) AS n_attempts, sum(connects) AS n_connects, "
+                f"sum(dialer_abandoned) AS n_dropped, sum(conversions) AS n_conversions {camp})")],
+        fieldconfig=field_config(decimals=0, overrides=[RATE_COLUMNS]), color_mode="none")
+    campaigns = table(
+        "Campaigns", "Per campaign over the range: attempts, connects, right-party contacts, conversions and "
+        "their rates; attempts per list record among the records first dialled in the range.",
+        [target(f"SELECT c.campaign AS campaign, n_attempts AS attempts, n_connects AS connects, "
+                f"n_connects / nullIf(n_attempts, 0) AS contact_rate, n_rpc AS right_party_contacts, "
+                f"n_conversions AS conversions, n_conversions / nullIf(n_rpc, 0) AS conversion_rate, "
+                f"n_dropped / nullIf(n_connects, 0) AS dialer_abandon_rate, "
+                f"n_work_ms / nullIf(n_handled, 0) / 1000 AS aht_s, r.per_record AS attempts_per_record "
+                f"FROM (SELECT campaign, sum(attempts) AS n_attempts, sum(connects) AS n_connects, "
+                f"sum(right_party_contacts) AS n_rpc, sum(conversions) AS n_conversions, "
+                f"sum(dialer_abandoned) AS n_dropped, sum(talk_ms) + sum(acw_ms) AS n_work_ms, "
+                f"sum(handled) AS n_handled {camp} GROUP BY campaign) AS c "
+                f"LEFT JOIN (SELECT campaign, avg(attempts) AS per_record FROM {DB}.campaign_records "
+                f"WHERE {TENANT} AND $__timeFilter(first_dialed_at) GROUP BY campaign) AS r ON r.campaign = c.campaign "
+                "ORDER BY campaign")],
+        fieldconfig=field_config(overrides=[RATE_COLUMNS, {"matcher": {"id": "byName", "options": "aht_s"},
+                                                           "properties": [{"id": "unit", "value": "s"}]}]))
+    abandon = timeseries(
+        "Dialer abandon rate", "Per campaign and time bucket: dialer-abandoned connects / connects.",
+        [target(f"SELECT $__timeInterval(interval_start) AS time, campaign, "
+                f"sum(dialer_abandoned) / nullIf(sum(connects), 0) AS dialer_abandon_rate {camp} "
+                "GROUP BY time, campaign ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(**PERCENT, min_=0, display_name="${__field.labels.campaign}"))
+    ivr_where = f"FROM {DB}.ivr_intervals_15m WHERE {TENANT} AND $__timeFilter(interval_start)"
+    ivr = stat(
+        "IVR", "Sessions in the range; containment: the share the IVR served itself; hang-ups in the IVR "
+        "(neither contained nor abandoned); mean time in the IVR.",
+        [target(f"SELECT n AS sessions, n_served / nullIf(n, 0) AS containment, n_hung / nullIf(n, 0) AS ivr_hangup_rate, "
+                f"n_ms / nullIf(n, 0) / 1000 AS avg_ivr_s FROM (SELECT sum(sessions) AS n, sum(self_served) AS n_served, "
+                f"sum(hung_up) AS n_hung, sum(ivr_ms) AS n_ms {ivr_where})")],
+        fieldconfig=field_config(decimals=0, overrides=[
+            RATE_COLUMNS, {"matcher": {"id": "byName", "options": "avg_ivr_s"},
+                           "properties": [{"id": "unit", "value": "s"}]}]), color_mode="none")
+    ivr_results = timeseries(
+        "IVR sessions by result", "Per time bucket: to a queue, served by the IVR, hung up in it, sent elsewhere.",
+        [target(f"SELECT $__timeInterval(interval_start) AS time, sum(to_queue) AS to_queue, "
+                f"sum(self_served) AS self_served, sum(hung_up) AS hung_up, sum(transferred_out) AS transferred_out "
+                f"{ivr_where} GROUP BY time ORDER BY time", fmt="timeseries")], bars=True, stacked=True)
+    paths = table(
+        "IVR paths", "Which menu paths and intents lead where: sessions per path, how they left the IVR and the "
+        "queue they reached.",
+        [target(f"SELECT path, result, queue, n AS sessions, n_answered AS answered, n_ms / n / 1000 AS avg_ivr_s "
+                f"FROM (SELECT path, result, queue, sum(sessions) AS n, sum(answered) AS n_answered, sum(ivr_ms) AS n_ms "
+                f"FROM {DB}.ivr_paths WHERE {TENANT} AND $__timeFilter(first_at) GROUP BY path, result, queue) "
+                "ORDER BY sessions DESC LIMIT 50")],
+        sort_by="sessions")
+    quality = table(
+        "Quality and satisfaction per agent", "Per agent over the days in the range: contacts handled, evaluated "
+        "(latest score per form), coverage, mean QA score, critical failures, and CSAT beside them.",
+        [target(f"SELECT agent_id, n_handled AS handled, n_evaluated AS evaluated, "
+                f"n_evaluated / nullIf(n_handled, 0) AS qa_coverage, n_score / nullIf(n_evaluated, 0) AS qa_score, "
+                f"n_critical AS critical_failures, n_critical / nullIf(n_evaluated, 0) AS critical_rate, "
+                f"n_good / nullIf(n_rated, 0) AS csat_score "
+                f"FROM (SELECT agent_id, sum(handled) AS n_handled, sum(evaluated) AS n_evaluated, "
+                f"sum(ifNull(qa_score, 0) * evaluated) AS n_score, sum(critical_failures) AS n_critical, "
+                f"sum(csat_good) AS n_good, sum(csat_ratings) AS n_rated FROM {DB}.agent_quality_daily "
+                f"WHERE {TENANT} AND $__dateFilter(day) GROUP BY agent_id) ORDER BY agent_id")],
+        fieldconfig=field_config(overrides=[RATE_COLUMNS, {"matcher": {"id": "byName", "options": "qa_score"},
+                                                           "properties": [{"id": "decimals", "value": 1}]}]))
+    reasons = table(
+        "Transfers by reason", "Transfers that gave a reason, per queue the contact left and reason.",
+        [target(f"SELECT queue, reason, sum(transfers) AS n_transfers FROM {DB}.transfer_reasons_15m "
+                f"WHERE {TENANT} AND $__timeFilter(interval_start) GROUP BY queue, reason ORDER BY n_transfers DESC")],
+        sort_by="n_transfers")
+    recordings = table(
+        "Contacts with recordings", "The latest contacts with a recording: open it from the recording column.",
+        [target(f"SELECT ifNull(answered_at, dialed_at) AS at, agent_id, ifNull(queue, campaign) AS queue_or_campaign, "
+                f"direction, outcome, talk_ms / 1000 AS talk_s, qa_score, recording "
+                f"FROM {DB}.interactions_current WHERE {TENANT} AND recording IS NOT NULL "
+                "AND $__timeFilter(last_event_at) ORDER BY last_event_at DESC LIMIT 100")],
+        fieldconfig=field_config(overrides=[{"matcher": {"id": "byName", "options": "recording"}, "properties": [
+            {"id": "links", "value": [{"title": "Open the recording", "url": "${__value.raw}", "targetBlank": True}]}]}]))
+    return dashboard(
+        uid="ccpulse-campaigns-ivr-quality", title="Campaigns, IVR and quality", tags=["history"], refresh="1m",
+        time_from="now-7d",
+        description="Per tenant: outbound campaigns (contact, conversion and dialer abandon rates), the IVR in "
+                    "front of the queues (containment, hang-ups, paths), quality scores and transfer reasons.",
+        variables=[tenant_var()],
+        panels=layout([[(outbound, 8, 5), (ivr, 8, 5), (abandon, 8, 5)],
+                       [(campaigns, 24, 8)],
+                       [(ivr_results, 12, 9), (paths, 12, 9)],
+                       [(quality, 14, 10), (reasons, 10, 10)],
+                       [(recordings, 24, 10)]]))
+
+
 # --- all of them --------------------------------------------------------------------------------
 
 BOARDS = {
@@ -540,6 +669,7 @@ BOARDS = {
     "my-performance.json": my_performance,
     "client-report.json": client_report,
     "alerts.json": alerts,
+    "campaigns-ivr-quality.json": campaigns_ivr_quality,
 }
 
 

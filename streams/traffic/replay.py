@@ -21,7 +21,14 @@ one CSV row per call, mapped to the event contract of ``schemas/events.py``:
   ``ser_time`` s after the answer, and wrapup_ended at the same instant: the log records
   no after-call work.
 - ``HANG``, queued: offered at ``q_start``, abandoned ``q_time`` s later (0 s for 49 calls).
-  ``HANG``, not queued: the caller hung up in the IVR; not a contact, no events.
+  ``HANG``, not queued: the caller hung up in the IVR, before any queue: an IVR session
+  only (outcome ``ivr``), never an abandoned contact.
+- The IVR side of every call: ``ivr_entered`` at ``vru_entry`` and ``ivr_left`` at
+  ``vru_exit``, result ``to_queue`` (or ``hung_up`` as above); IVR ``vru`` (the log names no
+  flow, and no step). Their event ids end ``:ivr1`` / ``:ivr2``, so the queue events keep the
+  ids earlier releases gave them and a file replayed again by this release folds the same.
+  For the 18 calls whose IVR exit is logged before their entry (clock skew; ``vru_time``
+  negative) the time in the IVR is 0.
 - ``PHANTOM``: a ghost call, not a contact; no events.
 
 So each call folds (``streams.domain.state``) to outcome answered or abandoned with wait_ms =
@@ -106,7 +113,7 @@ class AnonymousBankStats:
 
     def summary(self) -> str:
         return (f"{self.rows:,} rows: {self.answered:,} answered, {self.abandoned:,} abandoned in queue, "
-                f"{self.ivr_hangups:,} IVR hang-ups (not contacts), {self.phantoms:,} phantom calls skipped, "
+                f"{self.ivr_hangups:,} hung up in the IVR (IVR sessions only), {self.phantoms:,} phantom calls skipped, "
                 f"{self.crossing_midnight:,} crossing midnight")
 
 
@@ -151,20 +158,27 @@ def _call_events(row: dict[str, Any], stats: AnonymousBankStats) -> list[dict[st
     if outcome == "PHANTOM":
         stats.phantoms += 1
         return []
-    if outcome == "HANG" and not queued:
-        stats.ivr_hangups += 1
-        return []
-
     if not row["vru+line"] or not row["call_id"]:
         raise ValueError("vru+line and call_id identify the call and cannot be empty")
     iid = f"{row['date']}/{row['vru+line']}/{row['call_id']}"
-    start = _at(day, q_start if queued else vru_exit, entry)
     out: list[dict[str, Any]] = []
+    ivr: list[dict[str, Any]] = []
 
-    def add(typ: str, at: datetime, **fields: Any) -> None:
-        out.append({"type": typ, "event_id": f"{iid}:{len(out) + 1}",
-                    "ts": at.astimezone(TZ).isoformat(timespec="milliseconds"),
-                    "tenant": TENANT, "interaction_id": iid, "channel": "voice", **fields})
+    def add(typ: str, at: datetime, into: list[dict[str, Any]] | None = None, **fields: Any) -> None:
+        into = out if into is None else into
+        n = f"ivr{len(into) + 1}" if into is ivr else str(len(into) + 1)
+        into.append({"type": typ, "event_id": f"{iid}:{n}",
+                     "ts": at.astimezone(TZ).isoformat(timespec="milliseconds"),
+                     "tenant": TENANT, "interaction_id": iid, "channel": "voice", **fields})
+
+    add("ivr_entered", _at(day, entry, entry), ivr, ivr="vru")
+    add("ivr_left", _at(day, vru_exit, entry), ivr, result="to_queue" if queued or outcome == "AGENT" else "hung_up")
+    if outcome == "HANG" and not queued:
+        stats.ivr_hangups += 1
+        for e in ivr:
+            event_adapter.validate_python(e)
+        return ivr
+    start = _at(day, q_start if queued else vru_exit, entry)
 
     customer = row["customer_id"]
     add("offered", start, queue=row["type"], customer_id=None if customer == "0" else customer, priority=priority)
@@ -180,6 +194,7 @@ def _call_events(row: dict[str, Any], stats: AnonymousBankStats) -> list[dict[st
         ended = left_queue
         add("abandoned", left_queue)
         stats.abandoned += 1
+    out = ivr + out
     for e in out:  # a bad field (an empty queue, a priority of 300) fails here, with its line
         event_adapter.validate_python(e)
     if ended.astimezone(TZ).date() > day:

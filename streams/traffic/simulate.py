@@ -11,6 +11,13 @@ The *truth* -- the interaction record each contact must become -- is taken from 
 simulation's own clock (when it queued, was answered, held, ended), not from the stream's
 state machine, so the end-to-end tests compare two independent computations.
 
+With ``SimConfig.product()`` (what ``ccpulse demo`` and ``simulate`` send) the centre also runs
+an IVR in front of its voice queues -- every voice caller passes it, and some never reach a
+queue: served by it, hung up in it, or sent elsewhere -- and outbound campaigns dialled by
+their own agents. These draw on a random stream of their own, so the queue contacts, and
+every inbound figure, are the same with them or without them; their records are in
+``Simulation.truth`` too (direction ``outbound``, outcome ``ivr`` or ``not_connected``).
+
 With ``QueueSpec.service="exponential"``, no hold/transfer/ACW, ``breaks=False`` and a fixed
 ``arrival_rate_per_s`` the model is exactly Erlang-A (M/M/c+M), for checks against theory.
 """
@@ -92,14 +99,64 @@ DISPOSITIONS = ("resolved", "follow_up", "escalated", "information", "complaint"
 
 
 @dataclass(frozen=True)
+class IvrSpec:
+    """The IVR every voice caller of a tenant passes, and how many never reach a queue."""
+
+    name: str = "main"
+    mean_s: float = 30.0
+    #: IVR-only sessions per queued voice caller, by how they ended.
+    only: tuple[tuple[str, float], ...] = (("self_served", 0.15), ("hung_up", 0.06), ("transferred_out", 0.02))
+    menus: tuple[str, ...] = ("main>billing", "main>support", "main>sales", "main>balance", "intent:opening_hours")
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """An outbound campaign of one tenant, dialled by its own agents (not the queues')."""
+
+    tenant: str
+    name: str
+    agents: int = 3
+    attempts_per_hour: float = 90.0
+    records: int = 300                   # people on the calling list
+    hours: tuple[int, int] = (9, 20)     # local dialling hours
+    results: tuple[tuple[str, float], ...] = (("connected", 0.4), ("no_answer", 0.3), ("busy", 0.1),
+                                              ("answering_machine", 0.15), ("invalid_number", 0.05))
+    right_party: float = 0.85
+    conversion: float = 0.3
+    mean_talk_s: float = 150.0
+    mean_acw_s: float = 30.0
+
+
+DEFAULT_CAMPAIGNS: tuple[CampaignSpec, ...] = (
+    CampaignSpec("acme", "acme-renewals"),
+    CampaignSpec("globex", "globex-survey", agents=2, attempts_per_hour=60, conversion=0.6, mean_talk_s=90),
+)
+OUTBOUND_DISPOSITIONS = {True: "sale", False: "refused"}
+TRANSFER_REASONS = ("escalation", "wrong_queue", "language", "technical")
+QA_SECTIONS = ("greeting", "accuracy", "compliance", "close")
+
+
+@dataclass(frozen=True)
 class SimConfig:
     seed: int = 1
-    interactions: int = 10_000
+    interactions: int = 10_000           # queue contacts (inbound); IVR-only and outbound come on top
     start: datetime = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
     tenants: tuple[TenantSpec, ...] = DEFAULT_TENANTS
     breaks: bool = True
     shifts: bool = True                  # False: every seat staffed all the time
     csat_max_delay_s: float = 2 * 86400
+    ivr: IvrSpec | None = None           # None: callers go straight to the queues
+    campaigns: tuple[CampaignSpec, ...] = ()
+    qa_share: float = 0.0                # share of handled queue contacts a supervisor scores
+    qa_max_delay_s: float = 3 * 86400    # scored up to this long after the wrap-up
+    transfer_reasons: bool = False       # transfers say why
+
+    @classmethod
+    def product(cls, **kw: Any) -> "SimConfig":
+        """The whole centre: queues, the IVR in front of them, outbound campaigns, quality
+        evaluations and transfer reasons."""
+        return cls(**{"ivr": IvrSpec(), "campaigns": DEFAULT_CAMPAIGNS, "qa_share": 0.1,
+                      "transfer_reasons": True, **kw})
 
 
 @dataclass
@@ -170,6 +227,21 @@ class _Contact:
     csat_at: int | None = None
     stint: int = 0                # bumps when the contact leaves a queue: stale patience timers
     transferred: bool = False
+    direction: str = "inbound"
+    campaign: str | None = None
+    record_id: str | None = None
+    dialed_at: int | None = None
+    dial_result: str | None = None
+    right_party: bool | None = None
+    converted: bool | None = None
+    ivr: str | None = None
+    ivr_entered_at: int | None = None
+    ivr_left_at: int | None = None
+    ivr_result: str | None = None
+    ivr_path: list = field(default_factory=list)
+    transfer_reasons: list = field(default_factory=list)
+    qa_score: float | None = None
+    qa_critical: bool | None = None
 
 
 class _Sim:
@@ -188,6 +260,12 @@ class _Sim:
         self.arrivals_left = cfg.interactions
         self.customers = {t.name: [f"{t.name}-c{i:05d}" for i in range(max(50, cfg.interactions // 4))]
                           for t in cfg.tenants}
+        # The IVR and the campaigns draw from their own stream: the queue contacts are the
+        # same with them or without them.
+        self.rnd2 = random.Random(cfg.seed * 1_000_003 + 17)
+        self.extras: list[_Contact] = []
+        self.dialer_agents: dict[str, list[list[Any]]] = {}  # campaign -> [[agent id, busy until]]
+        self.dialer_event_n = itertools.count(1)
 
     # scheduling
     def at(self, t: int, kind: str, data: Any) -> None:
@@ -306,9 +384,82 @@ class _Sim:
         c = _Contact(f"{q.tenant.name}-s{self.cfg.seed}-{n:07d}", q.tenant.name, q.spec.channel, cust,
                      2 if self.rnd.random() < q.spec.priority_share else 0)
         self.contacts.append(c)
+        if self.cfg.ivr is not None and q.spec.channel == "voice":
+            self.through_ivr(t, q, c)
         c.offered_at = t
         self.ev(c, t, "offered", queue=q.spec.name, customer_id=cust, priority=c.priority)
         self.enqueue(t, q, c)
+
+    # the IVR
+    def ivr_session(self, c: _Contact, entered: int, left: int, result: str) -> None:
+        spec = self.cfg.ivr
+        assert spec is not None
+        c.ivr, c.ivr_entered_at, c.ivr_left_at, c.ivr_result = spec.name, entered, left, result
+        self.ev(c, entered, "ivr_entered", ivr=spec.name)
+        for i in range(self.rnd2.randint(1, 2)):
+            step = self.rnd2.choice(spec.menus)
+            c.ivr_path.append(step)
+            self.ev(c, entered + (left - entered) * (i + 1) // 3, "ivr_step", step=step)
+        self.ev(c, left, "ivr_left", result=result)
+
+    def through_ivr(self, t: int, q: _Queue, c: _Contact) -> None:
+        """The queued caller's IVR before the offer, and now and then a caller who never queues."""
+        spec = self.cfg.ivr
+        assert spec is not None
+        d = max(3_000, int(self.rnd2.expovariate(1.0 / spec.mean_s) * 1000))
+        self.ivr_session(c, t - d, t - 1, "to_queue")  # left 1 ms before the offer
+        x = self.rnd2.random()
+        for result, share in spec.only:
+            if x < share:
+                o = _Contact(f"{c.tenant}-s{self.cfg.seed}-ivr{len(self.extras) + 1:07d}", c.tenant, "voice", None, 0)
+                entered = t + self.rnd2.randint(0, 60_000)
+                self.ivr_session(o, entered, entered + max(3_000, int(self.rnd2.expovariate(1.0 / spec.mean_s) * 1000)),
+                                 result)
+                self.extras.append(o)
+                return
+            x -= share
+
+    # outbound
+    def on_dial(self, t: int, camp: CampaignSpec) -> None:
+        if self.arrivals_left <= 0:
+            return  # the campaign stops with the inbound traffic
+        rnd = self.rnd2
+        self.at(t + max(1, int(rnd.expovariate(camp.attempts_per_hour / 3600) * 1000)), "dial", camp)
+        zone = ZoneInfo(next(x.timezone for x in self.cfg.tenants if x.name == camp.tenant))
+        if not camp.hours[0] <= datetime.fromtimestamp(t / 1000, tz=zone).hour < camp.hours[1]:
+            return
+        agents = self.dialer_agents.setdefault(camp.name, [[f"{camp.name}.o{i:02d}", 0] for i in range(camp.agents)])
+        c = _Contact(f"{camp.tenant}-s{self.cfg.seed}-out{len(self.extras) + 1:07d}", camp.tenant, "voice", None, 0)
+        c.direction, c.campaign, c.dialed_at = "outbound", camp.name, t
+        c.record_id = f"{camp.name}-r{rnd.randrange(camp.records):05d}"
+        self.ev(c, t, "dialed", campaign=camp.name, list_id=f"{camp.name}-list", record_id=c.record_id)
+        x, result = rnd.random(), "no_answer"
+        for name, share in camp.results:
+            if x < share:
+                result = name
+                break
+            x -= share
+        rang = t + rnd.randint(5_000, 25_000)
+        free = [a for a in agents if a[1] <= rang]
+        if result == "connected" and not free:
+            result = "dialer_abandoned"
+        c.dial_result = result
+        self.ev(c, rang, "dial_result", result=result)
+        if result == "connected":
+            a = min(free, key=lambda x: x[1])
+            c.answered_at, c.agent_id, c.first_agent_id = rang, a[0], a[0]
+            self.ev(c, rang, "answered", agent_id=a[0])
+            talk = max(5_000, int(rnd.expovariate(1.0 / camp.mean_talk_s) * 1000))
+            c.talk, c.ended_at = talk, rang + talk
+            self.ev(c, c.ended_at, "ended", agent_id=a[0], recording=f"rec-{c.iid}")
+            c.wrapup_at = c.ended_at + max(1_000, int(rnd.expovariate(1.0 / camp.mean_acw_s) * 1000))
+            c.right_party = rnd.random() < camp.right_party
+            c.converted = c.right_party and rnd.random() < camp.conversion
+            c.disposition = OUTBOUND_DISPOSITIONS[c.converted] if c.right_party else "wrong_party"
+            self.ev(c, c.wrapup_at, "wrapup_ended", agent_id=a[0], disposition=c.disposition,
+                    right_party=c.right_party, converted=c.converted)
+            a[1] = c.wrapup_at
+        self.extras.append(c)
 
     def enqueue(self, t: int, q: _Queue, c: _Contact) -> None:
         if not c.queues or c.queues[-1] != q.spec.name:
@@ -393,7 +544,10 @@ class _Sim:
         q, a, c, to = data
         c.transfers += 1
         c.transferred = True
-        self.ev(c, t, "transferred", to_queue=to.spec.name, agent_id=a.agent_id)
+        reason = self.rnd2.choice(TRANSFER_REASONS) if self.cfg.transfer_reasons else None
+        if reason:
+            c.transfer_reasons.append(reason)
+        self.ev(c, t, "transferred", to_queue=to.spec.name, agent_id=a.agent_id, reason=reason)
         # Re-queued from the transfer's instant; offered 1 ms later so an immediate answer
         # can never tie with the transfer.
         c.queued_since = t
@@ -425,12 +579,27 @@ class _Sim:
             c.csat = min(5, max(1, round(self.rnd.gauss(base, 0.8))))
             c.csat_at = t + self.rnd.randint(60_000, int(self.cfg.csat_max_delay_s * 1000))
             self.ev(c, c.csat_at, "csat", score=c.csat)
+        if self.cfg.qa_share and self.rnd2.random() < self.cfg.qa_share:
+            self.evaluate(t, c, a.agent_id)
         self.release(t, q, a)
+
+    def evaluate(self, t: int, c: _Contact, agent: str) -> None:
+        """A supervisor scores the recording, a minute to ``qa_max_delay_s`` later."""
+        rnd = self.rnd2
+        sections = {s: float(rnd.randint(50, 100)) for s in QA_SECTIONS}
+        c.qa_score = round(sum(sections.values()) / len(sections), 4)
+        c.qa_critical = rnd.random() < 0.05
+        self.ev(c, t + rnd.randint(60_000, max(60_000, int(self.cfg.qa_max_delay_s * 1000))), "qa_evaluated", agent_id=agent,
+                evaluator=f"{c.tenant}-qa1", form=f"{c.channel}-standard", score=c.qa_score, sections=sections,
+                critical_failure=c.qa_critical)
 
     def run(self) -> Simulation:
         for q in self.queues:
             self.at(self.t0, "arrival", q)
+        for camp in self.cfg.campaigns:
+            self.at(self.t0, "dial", camp)
         handlers = {
+            "dial": self.on_dial,
             "arrival": self.on_arrival, "abandon": self.on_abandon, "dispatch": self.on_dispatch,
             "transfer": self.on_transfer, "requeue": self.on_requeue, "end": self.on_end,
             "wrapup": self.on_wrapup, "login": self.on_login, "break": self.on_break,
@@ -457,7 +626,19 @@ class _Sim:
                 if a.on_break:
                     self.agent_event(last + 1, "agent_ready", a)
                 self.agent_event(last + 2, "agent_logout", a)
+        self.dialer_shifts(last)
         return self.result(last)
+
+    def dialer_shifts(self, last: int) -> None:
+        """The campaign agents: logged in and ready from the start, out after their last call."""
+        for camp in self.cfg.campaigns:
+            for agent, busy_until in self.dialer_agents.get(camp.name, []):
+                def event(t: int, typ: str, **kw: Any) -> None:
+                    self.agent_events.append({"type": typ, "event_id": f"{agent}:s{self.cfg.seed}:d{next(self.dialer_event_n)}",
+                                              "ts": _iso(t), "tenant": camp.tenant, "agent_id": agent, **kw})
+                event(self.t0 - 60_000, "agent_login", queues=[])
+                event(self.t0 - 59_999, "agent_ready")
+                event(max(last, busy_until) + 2, "agent_logout")
 
     def schedule_shifts_day(self, q: _Queue, day_start_ms: int) -> None:
         """Shifts that begin in the 24 h from ``day_start_ms`` (and, once, those running at t0)."""
@@ -489,7 +670,7 @@ class _Sim:
     def result(self, end: int) -> Simulation:
         events: list[dict[str, Any]] = []
         truth: dict[str, dict[str, Any]] = {}
-        for c in self.contacts:
+        for c in self.contacts + self.extras:
             events.extend(c.events)
             truth[c.iid] = self.record(c)
         return Simulation(events, self.agent_events, truth, self.cfg, end)
@@ -499,9 +680,16 @@ class _Sim:
         """The record the stream must produce, from the simulation's own clock."""
         answered = c.answered_at is not None
         last = max(int(datetime.fromisoformat(e["ts"]).timestamp() * 1000) for e in c.events)
+        if answered:
+            outcome = "answered"
+        elif c.abandoned_at is not None:
+            outcome = "abandoned"
+        else:
+            outcome = "ivr" if c.ivr_result not in (None, "to_queue") else "not_connected"
         return {
             "interaction_id": c.iid, "tenant": c.tenant, "channel": c.channel,
-            "queue": c.queues[-1], "first_queue": c.queues[0], "queues": list(c.queues),
+            "queue": c.queues[-1] if c.queues else None, "first_queue": c.queues[0] if c.queues else None,
+            "queues": list(c.queues),
             "customer_id": c.customer_id, "priority": c.priority,
             "agent_id": c.agent_id, "first_agent_id": c.first_agent_id,
             "offered_at_ms": c.offered_at, "answered_at_ms": c.answered_at,
@@ -511,10 +699,18 @@ class _Sim:
             "wait_ms": c.wait, "talk_ms": c.talk, "hold_ms": c.hold,
             "acw_ms": (c.wrapup_at - c.ended_at) if c.wrapup_at is not None else 0,
             "holds": c.holds, "transfers": c.transfers,
-            "outcome": "answered" if answered else "abandoned",
+            "outcome": outcome,
             "disposition": c.disposition, "resolved": c.resolved,
             "csat": c.csat, "csat_at_ms": c.csat_at, "closed_by_timeout": False, "anomalies": [],
             "n_events": len(c.events), "version": 2 * len(c.events),
+            "direction": "callback" if c.channel == "callback" else c.direction, "campaign": c.campaign, "list_id": f"{c.campaign}-list" if c.campaign else None,
+            "record_id": c.record_id, "dialed_at_ms": c.dialed_at, "dial_result": c.dial_result,
+            "right_party": c.right_party, "converted": c.converted, "ivr": c.ivr,
+            "ivr_entered_at_ms": c.ivr_entered_at,
+            "ivr_ms": (c.ivr_left_at - c.ivr_entered_at) if c.ivr_entered_at is not None else 0,
+            "ivr_result": c.ivr_result, "ivr_path": list(c.ivr_path), "transfer_reasons": list(c.transfer_reasons),
+            "recording": f"rec-{c.iid}" if c.direction == "outbound" and answered else None,
+            "qa_evaluations": int(c.qa_score is not None), "qa_score": c.qa_score, "qa_critical": c.qa_critical,
         }
 
 

@@ -86,13 +86,15 @@ def _when(v: str | int) -> datetime:
 def _stored(worker: Worker, sim: Simulation) -> bool:
     """Records, interval KPIs, agent figures, live figures and an alert are all in."""
     n = len(sim.truth)
-    answered = sum(r["outcome"] == "answered" for r in sim.truth.values())
+    queued = [r for r in sim.truth.values() if r["offered_at_ms"] is not None]  # not IVR-only or outbound
+    answered = sum(r["outcome"] == "answered" for r in queued)
+    answered_all = sum(r["outcome"] == "answered" for r in sim.truth.values())  # outbound calls too
     agents = len({e["agent_id"] for e in sim.agent_events})
     q = worker.query
     return (q("SELECT count() FROM ccpulse.interactions FINAL")[0][0] == n
-            and q("SELECT sum(offered), sum(handled) FROM ccpulse.kpi_intervals_15m")[0] == (n, answered)
+            and q("SELECT sum(offered), sum(handled) FROM ccpulse.kpi_intervals_15m")[0] == (len(queued), answered)
             and q("SELECT count(DISTINCT agent_id) FROM ccpulse.agent_live FINAL")[0][0] == agents
-            and q("SELECT sum(handled) FROM ccpulse.agent_handled_15m")[0][0] == answered
+            and q("SELECT sum(handled) FROM ccpulse.agent_handled_15m")[0][0] == answered_all
             and q("SELECT count() FROM ccpulse.kpi_live WHERE window_minutes = 15")[0][0] > 0
             and q("SELECT count() FROM ccpulse.alerts FINAL")[0][0] > 0)
 
@@ -105,10 +107,11 @@ def loaded(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env["CCPULSE_CENTRE_CONFIG"] = str(tmp / "centre.yaml")
     run_cli(env, "setup")
     run_cli(env, "db", "migrate")
-    # Ratings come within minutes, so the event clock (and the live windows) end with the traffic;
+    # Ratings and quality scores come within minutes, so the event clock (and the live windows) end with the traffic;
     # the simulator's closing "everyone goes home" logouts are left out, so agents are still on
     # the floor as a wallboard during the day sees them.
-    sim = simulate(SimConfig(seed=8, interactions=1_200, csat_max_delay_s=300))
+    # The whole centre (the demo's traffic): the IVR, outbound campaigns and quality evaluations too.
+    sim = simulate(SimConfig.product(seed=8, interactions=1_200, csat_max_delay_s=300, qa_max_delay_s=300))
     events = [e for e in event_time_order(sim) if "interaction_id" in e or _ms(e["ts"]) <= sim.end_ms]
     send(env, [from_event(e) for e in events])
     worker = Worker(env, tmp / "worker.log").start()
@@ -138,7 +141,8 @@ def choose_values(data: Loaded) -> None:
     tenants = _options(data, "wallboard.json", "tenant")
     assert TENANT in tenants and set(tenants) == {r["tenant"] for r in data.sim.truth.values()}
     queues = _options(data, "wallboard.json", "queue", tenant=TENANT)
-    assert QUEUE in queues and {r["queue"] for r in data.sim.truth.values() if r["tenant"] == TENANT} <= set(queues)
+    assert QUEUE in queues and {r["queue"] for r in data.sim.truth.values()
+                                if r["tenant"] == TENANT and r["queue"]} <= set(queues)
     channels = _options(data, "wallboard.json", "channel", tenant=TENANT, queue=[QUEUE])
     assert "voice" in channels and set(channels) < set(_options(data, "wallboard.json", "channel", tenant=TENANT,
                                                                  queue="$__all"))
@@ -256,7 +260,7 @@ def test_client_report_offered_equals_the_records(loaded: Loaded) -> None:
     _, rows = loaded.sql(loaded.expand(_panel("client-report.json", "Offered"), "client-report.json"))
     (records,) = loaded.worker.query("SELECT count() FROM ccpulse.interactions FINAL "
                                      "WHERE tenant = 'acme' AND offered_at IS NOT NULL")[0]
-    truth = sum(r["tenant"] == TENANT for r in loaded.sim.truth.values())
+    truth = sum(r["tenant"] == TENANT and r["offered_at_ms"] is not None for r in loaded.sim.truth.values())
     assert rows == [[records]] and records == truth
 
 
@@ -265,7 +269,8 @@ def test_client_report_billable_minutes_round_each_contact_up(loaded: Loaded) ->
     (the wrong query) gives fewer minutes than the contacts rounded one by one."""
     _, rows = loaded.sql(loaded.expand(_panel("client-report.json", "Billable minutes (per started minute)"),
                                        "client-report.json"))
-    talks = [r["talk_ms"] for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["outcome"] == "answered"]
+    talks = [r["talk_ms"] for r in loaded.sim.truth.values()
+             if r["tenant"] == TENANT and r["outcome"] == "answered" and r["direction"] != "outbound"]
     truth = sum(-(-t // 60_000) for t in talks)
     assert rows == [[truth]] and truth > -(-sum(talks) // 60_000)
 
@@ -273,7 +278,8 @@ def test_client_report_billable_minutes_round_each_contact_up(loaded: Loaded) ->
 def test_interval_volumes_over_part_of_the_day_equal_the_records_offered_then(loaded: Loaded) -> None:
     """15-minute aligned range [from, to]: the intervals starting in it, so contacts offered
     from `from` up to the end of the interval starting at `to`."""
-    offered = sorted(r["offered_at_ms"] for r in loaded.sim.truth.values() if r["tenant"] == TENANT)
+    offered = sorted(r["offered_at_ms"] for r in loaded.sim.truth.values()
+                     if r["tenant"] == TENANT and r["offered_at_ms"] is not None)
     start = offered[len(offered) // 4] // Q15 * Q15
     end = offered[3 * len(offered) // 4] // Q15 * Q15
     sql = expand(_panel("intervals.json", "Offered, answered, abandoned"), from_ms=start, to_ms=end, interval_s=900,
@@ -298,11 +304,13 @@ def test_leaderboard_handled_equals_each_agents_contacts(loaded: Loaded) -> None
 def test_wallboard_sl_is_the_queue_variant_against_its_goal(loaded: Loaded) -> None:
     types, rows = loaded.sql(loaded.expand(_panel("wallboard.json", "Service level now vs goal"), "wallboard.json",
                                            all_=True, window="60"))
-    by_queue = {r[0]: dict(zip([n for n, _ in types], r)) for r in rows}
+    by_queue = {r[0].split(" · ")[0]: dict(zip([n for n, _ in types], r)) for r in rows}
     (in_sl, answered, abandoned) = loaded.worker.query(
         "SELECT sum(answered_in_sl), sum(answered), sum(abandoned) FROM ccpulse.kpi_live "
         f"WHERE tenant = 'acme' AND queue = '{QUEUE}' AND window_minutes = 60")[0]
     assert answered > 0 and abandoned > 0, "the last hour should have answered and abandoned contacts"
+    # The tile names its base: answered only, for this queue's ignore_abandons formula.
+    assert by_queue[QUEUE]["queue"] == f"{QUEUE} · {answered} contacts"
     assert by_queue[QUEUE]["goal"] == 0.9 and by_queue[QUEUE]["below_goal"] == 0
     # ignore_abandons (the centre file's choice for this queue), not the default formula
     assert by_queue[QUEUE]["service_level"] == pytest.approx(in_sl / answered)
@@ -354,3 +362,92 @@ def test_a_hostile_tenant_in_the_url_shows_nothing(loaded: Loaded, tenant: str) 
                 f"{p['title']} shows figures for tenant {tenant!r}: {rows[:3]}"
     _, rows = loaded.sql(loaded.expand(_panel("client-report.json", "Offered"), "client-report.json"))
     assert rows[0][0] > 0
+
+
+# --- campaigns, the IVR and quality: against the simulator's own truth -----------------------------
+
+def _board_rows(loaded: Loaded, title: str) -> list[dict[str, Any]]:
+    types, rows = loaded.sql(loaded.expand(_panel("campaigns-ivr-quality.json", title), "campaigns-ivr-quality.json"))
+    return [dict(zip([n for n, _ in types], r)) for r in rows]
+
+
+def test_campaign_figures_equal_the_simulated_attempts(loaded: Loaded) -> None:
+    out = [r for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["direction"] == "outbound"]
+    assert out, "the simulated day should have outbound attempts"
+    by = {r["campaign"]: r for r in _board_rows(loaded, "Campaigns")}
+    for name in {r["campaign"] for r in out}:
+        mine = [r for r in out if r["campaign"] == name]
+        connects = sum(r["dial_result"] in ("connected", "dialer_abandoned") for r in mine)
+        dropped = sum(r["dial_result"] == "dialer_abandoned" for r in mine)
+        rpc = sum(r["outcome"] == "answered" and r["right_party"] for r in mine)
+        converted = sum(bool(r["converted"]) for r in mine)
+        records = Counter(r["record_id"] for r in mine)
+        got = by[name]
+        assert (got["attempts"], got["connects"], got["right_party_contacts"], got["conversions"]) == (
+            len(mine), connects, rpc, converted)
+        assert got["contact_rate"] == pytest.approx(connects / len(mine))
+        assert got["dialer_abandon_rate"] == pytest.approx(dropped / connects)
+        assert got["attempts_per_record"] == pytest.approx(len(mine) / len(records))
+
+
+def test_ivr_figures_equal_the_simulated_sessions(loaded: Loaded) -> None:
+    ivr = [r for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["ivr_entered_at_ms"] is not None]
+    (got,) = _board_rows(loaded, "IVR")
+    served = sum(r["ivr_result"] == "self_served" for r in ivr)
+    hung = sum(r["ivr_result"] == "hung_up" for r in ivr)
+    assert got["sessions"] == len(ivr) and served and hung
+    assert got["containment"] == pytest.approx(served / len(ivr))
+    assert got["ivr_hangup_rate"] == pytest.approx(hung / len(ivr))
+    assert got["avg_ivr_s"] == pytest.approx(sum(r["ivr_ms"] for r in ivr) / len(ivr) / 1000)
+    truth = Counter((" > ".join(r["ivr_path"]), r["ivr_result"], r["first_queue"] or "") for r in ivr)
+    paths = {(p["path"], p["result"], p["queue"]): p["sessions"] for p in _board_rows(loaded, "IVR paths")}
+    assert len(paths) == min(50, len(truth)) and all(truth[k] == n for k, n in paths.items())
+    assert sorted(paths.values(), reverse=True) == sorted(truth.values(), reverse=True)[:len(paths)]  # the top ones
+
+
+def test_quality_per_agent_equals_the_simulated_evaluations(loaded: Loaded) -> None:
+    handled = [r for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["outcome"] == "answered"]
+    rows = {r["agent_id"]: r for r in _board_rows(loaded, "Quality and satisfaction per agent")}
+    assert sum(r["evaluated"] for r in rows.values()) == sum(r["qa_evaluations"] > 0 for r in handled) > 0
+    for agent, got in rows.items():
+        mine = [r for r in handled if r["agent_id"] == agent]
+        scored = [r for r in mine if r["qa_evaluations"]]
+        assert (got["handled"], got["evaluated"]) == (len(mine), len(scored)), agent
+        if scored:
+            assert got["qa_score"] == pytest.approx(sum(r["qa_score"] for r in scored) / len(scored)), agent
+            assert got["critical_failures"] == sum(bool(r["qa_critical"]) for r in scored), agent
+
+
+def test_transfer_reasons_equal_the_simulated_transfers(loaded: Loaded) -> None:
+    truth = Counter((r["queue"], reason) for r in loaded.sim.truth.values() if r["tenant"] == TENANT
+                    for reason in r["transfer_reasons"])
+    got = Counter({(r["queue"], r["reason"]): r["n_transfers"] for r in _board_rows(loaded, "Transfers by reason")})
+    assert got == truth and truth
+
+
+def test_inbound_figures_are_those_of_the_same_day_without_ivr_or_outbound(loaded: Loaded) -> None:
+    """The queue contacts of the product mix are those of the plain simulation (the IVR and the
+    campaigns draw on their own random stream), so every queue's figures must be the plain
+    day's: outbound attempts and IVR-only sessions add nothing to SL, waits or abandons."""
+    plain = simulate(SimConfig(seed=8, interactions=1_200, csat_max_delay_s=300)).truth.values()
+    want: dict[tuple[str, str], list[int]] = {}
+    for r in plain:
+        v = want.setdefault((r["tenant"], r["queue"]), [0, 0, 0, 0])
+        v[0] += 1
+        v[1] += r["outcome"] == "answered"
+        v[2] += r["outcome"] == "abandoned"
+        v[3] += r["wait_ms"] if r["outcome"] == "answered" else 0
+    got = loaded.worker.query("SELECT tenant, queue, sum(offered), sum(answered), sum(abandoned), "
+                              "sum(wait_answered_ms) FROM ccpulse.kpi_intervals_15m GROUP BY tenant, queue")
+    assert {(t, q): [int(x) for x in v] for t, q, *v in got} == want
+    assert len(loaded.sim.truth) > len(plain)  # with the IVR-only sessions and the outbound attempts
+
+
+def test_wallboard_today_is_the_business_day_so_far(loaded: Loaded) -> None:
+    types, rows = loaded.sql(loaded.expand(_panel("wallboard.json", "Today"), "wallboard.json", all_=True))
+    got = dict(zip([n for n, _ in types], rows[0]))
+    (day,) = loaded.worker.query("SELECT max(local_day) FROM ccpulse.interval_kpis WHERE tenant = 'acme'")[0]
+    tz = __import__("zoneinfo").ZoneInfo("Europe/London")
+    today = [r for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["offered_at_ms"] is not None
+             and datetime.fromtimestamp(r["offered_at_ms"] / 1000, tz).date().isoformat() == str(day)]
+    assert got["offered"] == len(today) > 0

@@ -31,7 +31,8 @@ def examples() -> dict[str, str]:
 
 def test_the_guide_has_the_examples_the_data_team_asked_for() -> None:
     assert {"Busiest intervals", "Service level by weekday and hour", "Agents' AHT distribution",
-            "Repeat contacts", "A client's monthly bill", "Billing by started minute"} <= set(examples())
+            "Repeat contacts", "A client's monthly bill", "Billing by started minute", "Campaign results",
+            "IVR containment", "Quality beside satisfaction"} <= set(examples())
 
 
 @pytest.mark.parametrize("title", sorted(examples()))
@@ -47,7 +48,8 @@ def test_view_columns_all_have_comments(simulated_run: SimulatedRun) -> None:
 
 
 def test_busiest_interval_matches_the_ground_truth(simulated_run: SimulatedRun) -> None:
-    per = Counter((r["tenant"], r["offered_at_ms"] - r["offered_at_ms"] % Q15) for r in simulated_run.sim.truth.values())
+    per = Counter((r["tenant"], r["offered_at_ms"] - r["offered_at_ms"] % Q15) for r in simulated_run.sim.truth.values()
+                  if r["offered_at_ms"] is not None)
     top = simulated_run.query(examples()["Busiest intervals"])
     assert [r[2] for r in top] == sorted(per.values(), reverse=True)[:10]
 
@@ -79,7 +81,8 @@ def test_aht_distribution_counts_every_handled_contact_once(simulated_run: Simul
 
 
 def test_monthly_bill_matches_the_ground_truth(simulated_run: SimulatedRun) -> None:
-    truth = simulated_run.sim.truth.values()
+    # Billing counts the contacts of the client's queues: not outbound attempts (campaigns bill apart).
+    truth = [r for r in simulated_run.sim.truth.values() if r["direction"] != "outbound"]
     handled = Counter(r["tenant"] for r in truth if r["outcome"] == "answered" and r["wrapup_ended_at_ms"])
     talk: dict[str, float] = defaultdict(float)
     for r in truth:
@@ -106,3 +109,31 @@ def test_monthly_bill_matches_the_ground_truth(simulated_run: SimulatedRun) -> N
     acme = [r for r in truth if r["tenant"] == "acme" and r["outcome"] == "answered" and r["wrapup_ended_at_ms"]]
     assert sum(r[2] for r in billed) == len(acme)
     assert sum(r[3] for r in billed) == sum(-(-r["talk_ms"] // 60_000) for r in acme)
+
+
+def test_campaign_and_ivr_examples_match_the_ground_truth(simulated_run: SimulatedRun) -> None:
+    truth = simulated_run.sim.truth.values()
+    attempts = Counter(r["campaign"] for r in truth if r["direction"] == "outbound")
+    got: Counter = Counter()
+    for _tenant, campaign, _day, n, *_ in simulated_run.query(examples()["Campaign results"]):
+        got[campaign] += n
+    assert got == attempts and attempts
+    sessions = Counter(r["tenant"] for r in truth if r["ivr_entered_at_ms"] is not None)
+    served = Counter(r["tenant"] for r in truth if r["ivr_result"] == "self_served")
+    per_tenant: Counter = Counter()
+    contained: Counter = Counter()
+    for tenant, _hour, n, containment, *_ in simulated_run.query(examples()["IVR containment"]):
+        per_tenant[tenant] += n
+        contained[tenant] += round(n * containment)
+    assert per_tenant == sessions and contained == served
+    evaluated = Counter(r["tenant"] for r in truth if r["qa_evaluations"])
+    rows = simulated_run.query(examples()["Quality beside satisfaction"])
+    assert sum(r[3] for r in rows) == sum(evaluated.values()) > 0
+
+
+def test_every_quality_evaluation_is_in_the_evaluations_view(simulated_run: SimulatedRun) -> None:
+    truth = [r for r in simulated_run.sim.truth.values() if r["qa_evaluations"]]
+    rows = simulated_run.query("SELECT tenant, interaction_id, score, critical_failure, length(mapKeys(sections)) "
+                               "FROM ccpulse.qa_latest ORDER BY tenant, interaction_id")
+    want = sorted((r["tenant"], r["interaction_id"], r["qa_score"], int(r["qa_critical"]), 4) for r in truth)
+    assert [tuple(r) for r in rows] == want and want

@@ -83,12 +83,14 @@ def _by_uid(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --- the committed files ------------------------------------------------------------------------
 
 def test_committed_alerting_is_what_the_code_builds() -> None:
-    built = ar.build_alerting(load_centre(None))
+    from streams.config.centre import EXAMPLE_CENTRE
+
+    built = ar.build_alerting(load_centre(EXAMPLE_CENTRE))  # what docker-compose's worker runs with
     assert sorted(p.name for p in ALERTING.glob("*.yaml")) == sorted(built)
     for name, doc in built.items():
         committed = yaml.safe_load((ALERTING / name).read_text())
         assert committed == doc, (f"grafana/provisioning/alerting/{name} is out of date: run `ccpulse grafana build` "
-                                  "(without CCPULSE_CENTRE_CONFIG) and commit the result")
+                                  "(without CCPULSE_CENTRE_CONFIG: centre.example.yaml) and commit the result")
         assert (ALERTING / name).read_text() == ar.render(doc), f"{name}: run `ccpulse grafana build`"
 
 
@@ -177,7 +179,9 @@ def test_a_slow_refresh_widens_the_staleness() -> None:
     slow = CentreConfig(windows={"refresh_s": 600})
     doc = ar.build_rules(slow)
     assert _by_uid(doc)[ar.STALE_RULE_UID]["data"][2]["model"]["conditions"][0]["evaluator"]["params"] == [1800.0]
-    assert ar.build_rules(load_centre(None)) == yaml.safe_load((ALERTING / ar.RULES_FILE).read_text())
+    from streams.config.centre import EXAMPLE_CENTRE
+
+    assert ar.build_rules(load_centre(EXAMPLE_CENTRE)) == yaml.safe_load((ALERTING / ar.RULES_FILE).read_text())
 
 
 def test_rule_uids_are_stable_and_distinct() -> None:

@@ -64,3 +64,16 @@ def test_cli_reports_a_bad_centre_file_in_one_line(tmp_path: Path) -> None:
     f.write_text(":")
     p = run_cli(env, "config", check=False)
     assert p.returncode == 2 and "not valid YAML" in p.stderr
+
+
+def test_the_example_centre_file_loads_and_says_what_the_demo_runs_with() -> None:
+    from streams.config.centre import EXAMPLE_CENTRE
+
+    c = load_centre(EXAMPLE_CENTRE)
+    assert sorted(c.tenants) == ["acme", "globex", "initech"]  # the simulator's tenants
+    assert c.queue("acme", "acme-sales").sl_threshold_s == 30 and c.queue("acme", "acme-sales").sl_goal == 0.9
+    assert c.queue("globex", "globex-billing").sl_threshold_s == 30  # the tenant's queue defaults
+    assert c.queue("nobody", "q").sl_threshold_s == 20                # an unknown queue: the defaults
+    assert [r.name for r in c.alerts.rules] == ["sl-below-goal", "abandons-high", "long-wait", "nobody-ready"]
+    text = EXAMPLE_CENTRE.read_text()
+    assert sum(line.strip().startswith("#") or " # " in line for line in text.splitlines()) >= 30  # commented

@@ -93,7 +93,8 @@ def write_csv(tmp_path: Path, rows: list[str]) -> Path:
 
 def test_every_quirk_maps_to_the_exact_events(tmp_path: Path) -> None:
     stats = AnonymousBankStats()
-    events = list(iter_anonymous_bank(write_csv(tmp_path, QUIRKS), stats))
+    every = list(iter_anonymous_bank(write_csv(tmp_path, QUIRKS), stats))
+    events = [e for e in every if not e["type"].startswith("ivr_")]  # the queue side (IVR side below)
     base = {"tenant": "anonymous-bank", "channel": "voice"}
     direct = "2010-08-01/AA0104/31129"
     assert events[:4] == [  # straight from the IVR to a free agent: offered and answered at vru_exit
@@ -135,8 +136,16 @@ def test_every_quirk_maps_to_the_exact_events(tmp_path: Path) -> None:
     assert all(e["ts"].endswith(".000+03:00") for e in events)
     assert stats == AnonymousBankStats(rows=10, answered=5, abandoned=3, ivr_hangups=1, phantoms=1,
                                        crossing_midnight=3)
-    assert stats.summary() == ("10 rows: 5 answered, 3 abandoned in queue, 1 IVR hang-ups (not contacts), "
+    assert stats.summary() == ("10 rows: 5 answered, 3 abandoned in queue, 1 hung up in the IVR (IVR sessions only), "
                                "1 phantom calls skipped, 3 crossing midnight")
+    # The IVR side: every call but the phantom enters and leaves it; the hang-up before any
+    # queue is an IVR session of its own; ids apart from the queue events' (":ivrN").
+    ivr = [e for e in every if e["type"].startswith("ivr_")]
+    assert len(ivr) == 2 * 9 and all(e["event_id"].endswith((":ivr1", ":ivr2")) for e in ivr)
+    assert [(e["type"], e["ts"][5:19], e.get("result")) for e in ivr if e["interaction_id"] == direct] == [
+        ("ivr_entered", "08-01T10:00:21", None), ("ivr_left", "08-01T10:00:31", "to_queue")]
+    only = {e["interaction_id"] for e in ivr} - {e["interaction_id"] for e in events}
+    assert len(only) == 1 and [e.get("result") for e in ivr if e["interaction_id"] in only] == [None, "hung_up"]
 
 
 def test_quirk_calls_fold_to_the_logged_wait_and_talk(tmp_path: Path) -> None:
@@ -152,9 +161,14 @@ def test_quirk_calls_fold_to_the_logged_wait_and_talk(tmp_path: Path) -> None:
         "2010-08-01/AA0207/7039": ("PS", "answered", 101_000, 61_000, "VICKY", "17702523", 1),
         "2010-08-31/AA0101/50001": ("IN", "abandoned", 30_000, 0, None, None, 0),
         "2010-08-04/AA0106/44764": ("PS", "answered", 0, 34_000, "BENSION", None, 0),
+        "2010-08-01/AA0204/43678": (None, "ivr", 0, 0, None, None, 0),  # hung up in the IVR
     }
     for r in records.values():
         assert (r["anomalies"], r["acw_ms"], r["hold_ms"], r["transfers"]) == ([], 0, 0, 0)
+    ivr = {iid: (r["ivr_result"], r["ivr_ms"]) for iid, r in records.items()}
+    assert ivr["2010-08-01/AA0204/43678"] == ("hung_up", 17_000)
+    assert ivr["2010-08-01/AA0104/31129"] == ("to_queue", 10_000)
+    assert ivr["2010-08-01/AA0207/7039"] == ("to_queue", 0)  # its IVR exit logged 87 s before its entry
 
 
 @pytest.mark.parametrize("row, what", [
@@ -240,7 +254,7 @@ def test_month_events_validate_and_count(month: tuple[list[dict[str, Any]], Anon
     events, stats = month
     assert stats == AnonymousBankStats(rows=42_078, answered=31_402, abandoned=7_309, ivr_hangups=3_057,
                                        phantoms=310, crossing_midnight=40)
-    assert len(events) == 4 * 31_402 + 2 * 7_309
+    assert len(events) == 4 * 31_402 + 2 * 7_309 + 2 * (42_078 - 310)  # + the IVR side of every real call
     assert len({e["event_id"] for e in events}) == len(events)
     offered = [e["interaction_id"] for e in events if e["type"] == "offered"]
     assert len(offered) == len(set(offered)) == stats.contacts
@@ -252,6 +266,8 @@ def test_month_folds_to_the_csv_recount(month: tuple[list[dict[str, Any]], Anony
     records = fold_all(month[0])
     n: dict[str, Counter] = defaultdict(Counter)
     for r in records.values():
+        if r["outcome"] == "ivr":
+            continue  # hung up in the IVR (test_month_ivr_figures_match_the_csv)
         c = n[r["queue"]]
         c[r["outcome"]] += 1
         c["wait"] += r["wait_ms"] if r["outcome"] == "answered" else 0
@@ -269,3 +285,32 @@ def test_month_folds_to_the_csv_recount(month: tuple[list[dict[str, Any]], Anony
         "PS": (25_219, 21_598, 3_621, 1_440_481, 3_685_363),
         "TT": (701, 640, 61, 8_879, 76_883),
     }
+
+
+def ivr_recount(path: Path) -> tuple[int, int, int, int]:
+    """From the CSV's own columns: IVR sessions (every call but the phantoms), those that went
+    on to a queue or an agent, those hung up in the IVR, and the seconds spent in it (a
+    negative ``vru_time``, the clock-skewed rows, counts 0)."""
+    sessions = to_queue = hung_up = seconds = 0
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            if r["outcome"] == "PHANTOM":
+                continue
+            sessions += 1
+            queued = int(r["q_time"]) > 0 or r["q_start"] != "0:00:00"
+            if r["outcome"] == "HANG" and not queued:
+                hung_up += 1
+            else:
+                to_queue += 1
+            seconds += max(0, int(r["vru_time"].lstrip("-")) * (-1 if r["vru_time"].startswith("-") else 1))
+    return sessions, to_queue, hung_up, seconds
+
+
+def test_month_ivr_figures_match_the_csv(month: tuple[list[dict[str, Any]], AnonymousBankStats]) -> None:
+    records = fold_all(month[0]).values()
+    got = (sum(r["ivr_entered_at_ms"] is not None for r in records),
+           sum(r["ivr_result"] == "to_queue" for r in records),
+           sum(r["ivr_result"] == "hung_up" and r["outcome"] == "ivr" for r in records),
+           sum(r["ivr_ms"] for r in records) // 1000)
+    assert got == ivr_recount(CALLS) == (41_768, 38_711, 3_057, got[3])
+    assert all(r["ivr_ms"] % 1000 == 0 for r in records)

@@ -181,7 +181,8 @@ def test_durations_add_up(events: list[dict[str, Any]]) -> None:
 
 
 _TYPES = ["offered", "answered", "abandoned", "hold_started", "hold_ended", "transferred", "ended",
-          "wrapup_ended", "first_response", "csat"]
+          "wrapup_ended", "first_response", "csat", "ivr_entered", "ivr_step", "ivr_left", "dialed",
+          "dial_result", "qa_evaluated"]
 
 
 @st.composite
@@ -199,6 +200,17 @@ def arbitrary_events(draw: st.DrawFn) -> list[dict[str, Any]]:
             kw[draw(st.sampled_from(["to_queue", "to_agent"]))] = "z"
         elif typ == "csat":
             kw["score"] = draw(st.integers(1, 5))
+        elif typ == "ivr_step":
+            kw["step"] = draw(st.sampled_from(["m1", "m2"]))
+        elif typ == "ivr_left":
+            kw["result"] = draw(st.sampled_from(["to_queue", "self_served", "hung_up", "transferred_out"]))
+        elif typ == "dialed":
+            kw["campaign"] = draw(st.sampled_from(["c1", "c2"]))
+        elif typ == "dial_result":
+            kw["result"] = draw(st.sampled_from(["connected", "no_answer", "dialer_abandoned"]))
+        elif typ == "qa_evaluated":
+            kw.update(agent_id="x", evaluator="e", form=draw(st.sampled_from(["f1", "f2"])),
+                      score=draw(st.sampled_from([50.0, 75.5, 100.0])), critical_failure=draw(st.booleans()))
         out.append(ev(typ, T0 + draw(st.integers(0, 5)) * 1000, i, **kw))
     return out
 
@@ -331,3 +343,35 @@ def test_agents_are_told_only_what_changed_and_everything_on_a_replay() -> None:
     assert [a for a, _ in agent_updates(s, fold(s), False)] == ["ann"]  # a replay tells again
     s["a"]["bob"] = [[T0, T0 + 1, None]]  # bob was told of a segment this contact no longer has
     assert ("bob", []) in agent_updates(s, fold(s), True)
+
+
+def test_ivr_outbound_and_quality_fold_to_exact_records() -> None:
+    """The IVR, an outbound call and a late evaluation, worked out by hand."""
+    r = fold([ev("ivr_entered", T0, 1, ivr="main"), ev("ivr_step", T0 + 4_000, 2, step="main>billing"),
+              ev("ivr_step", T0 + 9_000, 3, step="intent:balance"), ev("ivr_left", T0 + 20_000, 4, result="to_queue"),
+              ev("offered", T0 + 20_001, 5, queue="sales"), ev("answered", T0 + 50_001, 6, agent_id="ann"),
+              ev("transferred", T0 + 60_000, 7, to_agent="bob", reason="escalation"),
+              ev("ended", T0 + 90_000, 8, recording="https://rec.example/i1"),
+              ev("wrapup_ended", T0 + 95_000, 9),
+              ev("qa_evaluated", T0 + 86_400_000, 10, agent_id="bob", evaluator="sue", form="f1", score=70.0),
+              ev("qa_evaluated", T0 + 90_000_000, 11, agent_id="bob", evaluator="sue", form="f1", score=90.0),
+              ev("qa_evaluated", T0 + 86_400_000, 12, agent_id="bob", evaluator="tom", form="f2", score=60.0,
+                 critical_failure=True)])
+    assert (r["direction"], r["outcome"], r["ivr"], r["ivr_ms"], r["ivr_result"], r["ivr_path"]) == (
+        "inbound", "answered", "main", 20_000, "to_queue", ["main>billing", "intent:balance"])
+    assert (r["wait_ms"], r["talk_ms"], r["transfer_reasons"], r["recording"]) == (
+        30_000, 39_999, ["escalation"], "https://rec.example/i1")
+    # f1's later 90 replaces its 70; the mean with f2's 60 is 75; f2's critical failure counts
+    assert (r["qa_evaluations"], r["qa_score"], r["qa_critical"]) == (2, 75.0, True)
+    out = fold([ev("dialed", T0, 1, campaign="renewals", list_id="l1", record_id="p7"),
+                ev("dial_result", T0 + 15_000, 2, result="connected"), ev("answered", T0 + 15_000, 3, agent_id="ann"),
+                ev("ended", T0 + 75_000, 4), ev("wrapup_ended", T0 + 80_000, 5, disposition="sale",
+                                                   right_party=True, converted=True)])
+    assert (out["direction"], out["outcome"], out["campaign"], out["record_id"], out["dial_result"],
+            out["talk_ms"], out["acw_ms"], out["converted"], out["anomalies"], out["offered_at_ms"]) == (
+        "outbound", "answered", "renewals", "p7", "connected", 60_000, 5_000, True, [], None)
+    dropped = fold([ev("dialed", T0, 1, campaign="renewals"), ev("dial_result", T0 + 9_000, 2, result="dialer_abandoned")])
+    assert (dropped["outcome"], dropped["dial_result"], dropped["closed_by_timeout"]) == (
+        "not_connected", "dialer_abandoned", False)
+    hung = fold([ev("ivr_entered", T0, 1), ev("ivr_left", T0 - 5_000, 2, result="hung_up")])  # exit logged first
+    assert (hung["outcome"], hung["ivr_ms"], hung["queue"]) == ("ivr", 0, None)
