@@ -231,6 +231,10 @@ class _AgentEvent(_Event):
 class AgentLogin(_AgentEvent):
     type: Literal["agent_login"] = "agent_login"
     queues: list[Ident] = Field(default_factory=list, max_length=256)
+    team: Ident | None = Field(None, description="The agent's team from this login on (history is kept: "
+                                                   "figures before it stay with the earlier team).")
+    department: Ident | None = None
+    site: Ident | None = None
 
 
 class AgentLogout(_AgentEvent):

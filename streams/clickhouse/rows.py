@@ -123,6 +123,26 @@ def dead_letter_batch(letters: Iterable[dict[str, Any]]) -> pa.Table:
     return _table(cols, DEAD_LETTER_COLUMNS)
 
 
+TEAM_CONFIG_TABLE = "team_config"
+TEAM_CONFIG_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "agent_id": pa.string(), "team": pa.string(), "department": pa.string(),
+    "site": pa.string(), "version": pa.uint64(),
+}
+
+
+def team_config_batch(centre: Any, version: int) -> pa.Table:
+    """Every agent the centre file puts in a team, stamped with one version (the write's):
+    the view keeps only the latest write, so an agent taken out of a team leaves it."""
+    cols: dict[str, list[Any]] = {n: [] for n in TEAM_CONFIG_COLUMNS}
+    for tenant, tc in sorted(centre.tenants.items()):
+        for team, cfg in sorted(tc.teams.items()):
+            for agent in cfg.agents:
+                for n, v in (("tenant", tenant), ("agent_id", agent), ("team", team),
+                             ("department", cfg.department or ""), ("site", cfg.site or ""), ("version", version)):
+                    cols[n].append(v)
+    return _table(cols, TEAM_CONFIG_COLUMNS)
+
+
 QUEUE_SETTINGS_TABLE = "queue_settings"
 QUEUE_SETTINGS_COLUMNS: dict[str, pa.DataType] = {
     "tenant": pa.string(), "queue": pa.string(), "sl_threshold_s": pa.uint32(), "sl_goal": pa.float64(),

@@ -60,6 +60,14 @@ class QueueOverride(_Strict):
     fcr_days: int | None = Field(None, ge=1, le=90)
 
 
+class TeamConfig(_Strict):
+    """A team of agents, for agents whose logins do not name their team."""
+
+    department: str | None = Field(None, max_length=128)
+    site: str | None = Field(None, max_length=128)
+    agents: tuple[str, ...] = Field((), description="Agent ids, as the platform names them.")
+
+
 class TenantConfig(_Strict):
     timezone: str = "UTC"
     daily_reset: time = Field(time(0, 0), description="'Today' starts here, in the tenant's time zone.")
@@ -67,6 +75,18 @@ class TenantConfig(_Strict):
                                            description="e.g. {mon-fri: '08:00-18:00'}; empty = always open.")
     queue_defaults: QueueOverride = QueueOverride()
     queues: dict[str, QueueOverride] = Field(default_factory=dict)
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)
+
+    @field_validator("teams")
+    @classmethod
+    def _one_team_each(cls, v: dict[str, TeamConfig]) -> dict[str, TeamConfig]:
+        seen: dict[str, str] = {}
+        for name, team in v.items():
+            for agent in team.agents:
+                if agent in seen:
+                    raise ValueError(f"agent {agent!r} is in teams {seen[agent]!r} and {name!r}: one team each")
+                seen[agent] = name
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -316,7 +316,18 @@ def channel_mix() -> Json:
 
 # --- 4. agents, for supervisors ---------------------------------------------------------------
 
-AGENT_FILTER = f"{TENANT} AND {AGENTS} AND {AGENTS_OF_QUEUES} AND $__timeFilter(interval_start)"
+#: Agents who were in the chosen teams at some point of the range (team history: 015_team_views).
+AGENTS_OF_TEAMS = (f"$__conditionalAll(agent_id IN (SELECT agent_id FROM {DB}.agent_intervals_team WHERE {TENANT} "
+                   f"AND has({many('team')}, team) AND $__timeFilter(interval_start)), $team)")
+AGENT_FILTER = f"{TENANT} AND {AGENTS} AND {AGENTS_OF_QUEUES} AND {AGENTS_OF_TEAMS} AND $__timeFilter(interval_start)"
+TEAM_FILTER = f"{TENANT} AND $__conditionalAll(has({many('team')}, team), $team)"
+
+
+def team_var() -> Json:
+    """Teams named by the agents' logins or by the centre file."""
+    return query_variable("team", "Team", f"SELECT DISTINCT team FROM (SELECT team FROM {DB}.agent_team_history "
+                          f"WHERE {TENANT} UNION ALL SELECT toString(team) AS team FROM {DB}.team_config_current "
+                          f"WHERE {TENANT}) ORDER BY team", multi=True, include_all=True)
 
 
 def handled_contacts(where: str) -> str:
@@ -382,11 +393,38 @@ ORDER BY time, agent_id""")],
                                  mappings=value_colors(STATE_COLORS)),
         transformations=[{"id": "partitionByValues",
                           "options": {"fields": ["agent_id"], "keepFields": False, "naming": {"asLabels": True}}}])
+    teams = table(
+        "Teams", "Per team over the range, each agent counted in the team it was in at the time: agents on the "
+        "floor (most at once in a quarter hour), contacts handled, AHT, occupancy, the available share of "
+        "logged-in time (ready, busy or after-call work), CSAT and the mean QA score.",
+        [target(f"""
+SELECT i.team AS team, i.n_agents AS agents, ifNull(h.n_handled, 0) AS handled, h.aht_s AS aht_s,
+       i.occupancy AS occupancy, i.available_share AS available_share, h.csat AS csat, q.qa AS qa_score
+FROM (SELECT team, max(agents) AS n_agents,
+             (sum(busy_ms) + sum(acw_ms)) / nullIf(sum(busy_ms) + sum(acw_ms) + sum(ready_ms), 0) AS occupancy,
+             (sum(ready_ms) + sum(busy_ms) + sum(acw_ms)) / nullIf(sum(logged_in_ms), 0) AS available_share
+      FROM {DB}.team_intervals_15m WHERE {TEAM_FILTER} AND $__timeFilter(interval_start) GROUP BY team) AS i
+LEFT JOIN (SELECT team, toNullable(sum(handled)) AS n_handled,
+                  (sum(talk_ms) + sum(hold_ms) + sum(acw_ms)) / 1000 / nullIf(sum(handled), 0) AS aht_s,
+                  sum(csat_good) / nullIf(sum(csat_ratings), 0) AS csat
+           FROM {DB}.team_handled_15m WHERE {TEAM_FILTER} AND $__timeFilter(interval_start) GROUP BY team) AS h
+    ON h.team = i.team
+LEFT JOIN (SELECT team, sum(qa_score * evaluated) / nullIf(sum(evaluated), 0) AS qa
+           FROM {DB}.team_quality_daily WHERE {TEAM_FILTER} AND $__dateFilter(day) GROUP BY team) AS q
+    ON q.team = i.team
+ORDER BY handled DESC, team""")],
+        fieldconfig=field_config(overrides=[
+            {"matcher": {"id": "byRegexp", "options": "csat|occupancy|available_share"},
+             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 0}]},
+            {"matcher": {"id": "byName", "options": "aht_s"},
+             "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]},
+            {"matcher": {"id": "byName", "options": "qa_score"}, "properties": [{"id": "decimals", "value": 1}]}]))
     now = table(
         "Agents now", "Each agent's state at the latest snapshot, how long they have been in it and the "
         "contacts in hand.",
         [target(f"SELECT agent_id AS agent, state, reason, in_state_s, held, arrayStringConcat(queues, ', ') AS queues "
-                f"FROM {DB}.agents_now WHERE {TENANT} AND {AGENTS} AND {AGENTS_OF_QUEUES} AND state != 'logged_out' "
+                f"FROM {DB}.agents_now WHERE {TENANT} AND {AGENTS} AND {AGENTS_OF_QUEUES} AND {AGENTS_OF_TEAMS} "
+                "AND state != 'logged_out' "
                 "ORDER BY state, in_state_s DESC")],
         fieldconfig=field_config(mappings=value_colors(STATE_COLORS), overrides=[
             {"matcher": {"id": "byName", "options": "state"},
@@ -395,9 +433,9 @@ ORDER BY time, agent_id""")],
     return dashboard(
         uid="ccpulse-agents", title="Agents", tags=["agents"], refresh="30s", time_from="now-12h",
         description="For supervisors: agents' handled contacts, AHT, CSAT and occupancy, their states "
-                    "over the day and right now.",
-        variables=[tenant_var(), queue_var(), agent_var(multi=True)],
-        panels=layout([[(board, 14, 10), (now, 10, 10)], [(timeline, 24, 10)]]))
+                    "over the day and right now; pick a team to see only its agents, and the teams side by side.",
+        variables=[tenant_var(), queue_var(), team_var(), agent_var(multi=True)],
+        panels=layout([[(board, 14, 10), (now, 10, 10)], [(teams, 24, 8)], [(timeline, 24, 10)]]))
 
 
 # --- 5. my performance (one agent) -------------------------------------------------------------

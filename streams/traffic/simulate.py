@@ -147,6 +147,7 @@ class SimConfig:
     csat_max_delay_s: float = 2 * 86400
     ivr: IvrSpec | None = None           # None: callers go straight to the queues
     campaigns: tuple[CampaignSpec, ...] = ()
+    teams: bool = False                  # agents' logins name their team (and one moves on day 2)
     qa_share: float = 0.0                # share of handled queue contacts a supervisor scores
     qa_max_delay_s: float = 3 * 86400    # scored up to this long after the wrap-up
     transfer_reasons: bool = False       # transfers say why
@@ -156,7 +157,7 @@ class SimConfig:
         """The whole centre: queues, the IVR in front of them, outbound campaigns, quality
         evaluations and transfer reasons."""
         return cls(**{"ivr": IvrSpec(), "campaigns": DEFAULT_CAMPAIGNS, "qa_share": 0.1,
-                      "transfer_reasons": True, **kw})
+                      "transfer_reasons": True, "teams": True, **kw})
 
 
 @dataclass
@@ -323,7 +324,7 @@ class _Sim:
         q, agent_id, shift_end = data
         a = _Agent(agent_id, q.tenant.name, q, shift_end, idle_since=t)
         q.agents.append(a)
-        self.agent_event(t, "agent_login", a, queues=[q.spec.name])
+        self.agent_event(t, "agent_login", a, queues=[q.spec.name], **self.team_of(q, agent_id, t))
         self.agent_event(t + 1, "agent_ready", a)
         if self.cfg.breaks:
             for minutes, length, reason in BREAKS:
@@ -332,6 +333,15 @@ class _Sim:
                     self.at(at, "break", (a, length, reason))
         self.at(shift_end, "shift_end", a)
         self.at(t + 1, "dispatch", q)
+
+    def team_of(self, q: _Queue, agent_id: str, t: int) -> dict[str, str]:
+        """Two teams per queue by seat; seat 00 of each shift moves to team 2 from the second day."""
+        if not self.cfg.teams:
+            return {}
+        seat = int(agent_id[-2:])
+        moved = seat == 0 and t - self.t0 >= 86_400_000
+        return {"team": f"{q.spec.name}-t{2 if moved else 1 + seat % 2}", "department": q.spec.name.split("-")[-1],
+                "site": q.tenant.timezone.split("/")[-1].lower()}
 
     def idle_moment(self, t: int, a: _Agent) -> None:
         """The agent has nothing in hand: take a pending break or log out."""

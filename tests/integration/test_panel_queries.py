@@ -155,8 +155,12 @@ def choose_values(data: Loaded) -> None:
     assert mine, f"no agent of {QUEUE} both handled contacts and took a break: {agents} / {busy}"
     all_agents = _options(data, "my-performance.json", "agent", tenant=TENANT)
     assert set(agents) < set(all_agents)  # the queue narrows the list
-    data.options = {"tenant": tenants, "queue": queues, "channel": channels, "agent": agents}
-    data.values = {"tenant": TENANT, "queue": [QUEUE], "channel": [channels[0]], "agent": mine[0]}
+    teams = _options(data, "agents.json", "team", tenant=TENANT)
+    logins = [e for e in data.sim.agent_events if e["type"] == "agent_login" and e["tenant"] == TENANT and e.get("team")]
+    assert set(teams) == {e["team"] for e in logins}
+    team = max((e for e in logins if e["agent_id"] == mine[0]), key=lambda e: e["ts"])["team"]
+    data.options = {"tenant": tenants, "queue": queues, "channel": channels, "agent": agents, "team": teams}
+    data.values = {"tenant": TENANT, "queue": [QUEUE], "channel": [channels[0]], "agent": mine[0], "team": [team]}
 
 
 def board_values(data: Loaded, board: str, all_: bool = False, **overrides: Any) -> dict[str, Any]:
@@ -451,3 +455,22 @@ def test_wallboard_today_is_the_business_day_so_far(loaded: Loaded) -> None:
     today = [r for r in loaded.sim.truth.values() if r["tenant"] == TENANT and r["offered_at_ms"] is not None
              and datetime.fromtimestamp(r["offered_at_ms"] / 1000, tz).date().isoformat() == str(day)]
     assert got["offered"] == len(today) > 0
+
+
+def test_teams_handled_are_each_agents_contacts_in_the_team_it_was_in(loaded: Loaded) -> None:
+    """Each handled contact counts for the team its agent's latest login named by the quarter hour
+    the contact was handled in (worked out here from the simulator's login events)."""
+    logins: dict[str, list[tuple[int, str]]] = {}
+    for e in loaded.sim.agent_events:
+        if e["type"] == "agent_login" and e["tenant"] == TENANT and e.get("team"):
+            logins.setdefault(e["agent_id"], []).append((_ms(e["ts"]) // Q15 * Q15, e["team"]))
+    truth: Counter = Counter()
+    for r in loaded.sim.truth.values():
+        if r["tenant"] == TENANT and r["outcome"] == "answered" and r["agent_id"] in logins:
+            at = (r["wrapup_ended_at_ms"] or r["ended_at_ms"]) // Q15 * Q15
+            before = [team for since, team in sorted(logins[r["agent_id"]]) if since <= at]
+            if before:
+                truth[before[-1]] += 1
+    types, rows = loaded.sql(loaded.expand(_panel("agents.json", "Teams"), "agents.json", all_=True))
+    got = {r[0]: r[2] for r in rows}
+    assert got == dict(truth) and len(truth) >= 4

@@ -32,7 +32,7 @@ def examples() -> dict[str, str]:
 def test_the_guide_has_the_examples_the_data_team_asked_for() -> None:
     assert {"Busiest intervals", "Service level by weekday and hour", "Agents' AHT distribution",
             "Repeat contacts", "A client's monthly bill", "Billing by started minute", "Campaign results",
-            "IVR containment", "Quality beside satisfaction"} <= set(examples())
+            "IVR containment", "Quality beside satisfaction", "Team report"} <= set(examples())
 
 
 @pytest.mark.parametrize("title", sorted(examples()))
@@ -137,3 +137,10 @@ def test_every_quality_evaluation_is_in_the_evaluations_view(simulated_run: Simu
                                "FROM ccpulse.qa_latest ORDER BY tenant, interaction_id")
     want = sorted((r["tenant"], r["interaction_id"], r["qa_score"], int(r["qa_critical"]), 4) for r in truth)
     assert [tuple(r) for r in rows] == want and want
+
+
+def test_team_report_counts_every_contact_a_team_agent_handled(simulated_run: SimulatedRun) -> None:
+    teamed = {e["agent_id"] for e in simulated_run.sim.agent_events if e["type"] == "agent_login" and e.get("team")}
+    handled = sum(r["outcome"] == "answered" and r["agent_id"] in teamed for r in simulated_run.sim.truth.values())
+    rows = simulated_run.query(examples()["Team report"])
+    assert sum(r[3] for r in rows) == handled > 0

@@ -41,6 +41,7 @@ class KpiFlow:
         self.want, self.built, self.settled_gen = 1, 0, -1
         self.to_reconcile: set[int] = set()  # rebuilt partitions whose stored rows are still to be checked
         self.settings_written: set[tuple[str, str]] = set()
+        self.teams_written = False  # the centre file's teams, once a process
         self.clock_written: dict[int, int] = {}  # partition -> the clock last stored on its changelog
         self.settled_before: dict[int, int] = {}  # partition -> first event of its oldest open contact
         self.restart_ranges: dict[int, list[tuple[int, int]]] = {}  # partition -> what its last rebuild recounts
@@ -260,6 +261,9 @@ class KpiFlow:
         await w.writer.write(rows.KPI_INTERVALS_TABLE, intervals)
         await w.writer.write(rows.QUEUE_SETTINGS_TABLE, queue_settings)
         await w.writer.write(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(live, version))
+        if not self.teams_written:
+            await w.writer.write(rows.TEAM_CONFIG_TABLE, rows.team_config_batch(w.centre, version))
+            self.teams_written = True
 
     def register(self, app: faust.App) -> None:
         @app.timer(interval=self.w.centre.windows.refresh_s, name="live-kpis")
