@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.cli.verify import configure as configure_verify
 
     configure_verify(add)
+    from streams.cli.report import configure as configure_report
+
+    configure_report(add)
     q = add("sql", cmd_sql, "query ClickHouse (through the worker when it owns the embedded engine)")
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")

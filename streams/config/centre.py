@@ -68,6 +68,18 @@ class TeamConfig(_Strict):
     agents: tuple[str, ...] = Field((), description="Agent ids, as the platform names them.")
 
 
+class BillingConfig(_Strict):
+    """What the client pays for, as its contract says (``ccpulse report client``)."""
+
+    unit: Literal["contact", "talk_minute"] = Field("contact", description="Per handled contact, or per talk minute.")
+    rounding: Literal["second", "started_minute"] = Field(
+        "second", description="Talk minutes to the second, or each contact's talk rounded up to the minute.")
+    rate: float = Field(0.0, ge=0, description="Price per unit.")
+    currency: str = Field("EUR", min_length=1, max_length=8)
+    sl_goal: float | None = Field(None, gt=0, le=1, description="The contract's service-level goal over the month "
+                                                                  "(default: the tenant's queue default goal).")
+
+
 class TenantConfig(_Strict):
     timezone: str = "UTC"
     daily_reset: time = Field(time(0, 0), description="'Today' starts here, in the tenant's time zone.")
@@ -76,6 +88,7 @@ class TenantConfig(_Strict):
     queue_defaults: QueueOverride = QueueOverride()
     queues: dict[str, QueueOverride] = Field(default_factory=dict)
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    billing: BillingConfig = BillingConfig()
 
     @field_validator("teams")
     @classmethod

@@ -22,6 +22,7 @@ tenants:
       acme-sales: {sl_threshold_s: 30, sl_goal: 0.9, sl_variant: ignore_abandons}
       acme-support: {sl_threshold_s: 20, sl_goal: 0.8}
       acme-chat: {sl_threshold_s: 60, short_abandon_s: 10}
+    billing: {unit: talk_minute, rounding: started_minute, rate: 0.5, currency: GBP, sl_goal: 0.85}
   globex: {timezone: America/New_York}
   initech: {timezone: Asia/Jerusalem}
 windows: {refresh_s: 0.5}
