@@ -173,12 +173,22 @@ class AlertsConfig(_Strict):
     rules: tuple[AlertRule, ...] = ()
 
 
+class OutboundConfig(_Strict):
+    """The regulated limit on dropped outbound calls (a Grafana rule per campaign watches it)."""
+
+    dialer_abandon_limit: float = Field(0.03, gt=0, le=1, description="Dialer-abandoned / connects: 3 % is "
+                                                                        "Ofcom's (UK) and the US TSR's limit.")
+    window_hours: int = Field(24, ge=1, le=24 * 31, description="Over this many hours (Ofcom: 24 h per campaign).")
+    min_connects: int = Field(20, ge=1, description="Connects in the window before the rate is judged.")
+
+
 class CentreConfig(_Strict):
     defaults: QueueConfig = QueueConfig()
     alerts: AlertsConfig = AlertsConfig()
     _resolved: dict[tuple[str, str], QueueConfig] = PrivateAttr(default_factory=dict)
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     windows: WindowConfig = WindowConfig()
+    outbound: OutboundConfig = OutboundConfig()
 
     @model_validator(mode="after")
     def _rules_name_known_things(self) -> "CentreConfig":

@@ -46,6 +46,8 @@ STALE_RULE_UID = "ccpulse-stale-figures"
 STALE_RULE_TITLE = "ccpulse: live figures not updated"
 DRIFT_RULE_UID = "ccpulse-figures-drift"
 DRIFT_RULE_TITLE = "ccpulse: figures differed from the records"
+DIALER_RULE_UID = "ccpulse-dialer-abandon-rate"
+DIALER_RULE_TITLE = "ccpulse: dialer abandon rate over the limit"
 DRIFT_WINDOW_MIN = 15
 CONTACT_POINT = "ccpulse-webhook"
 WEBHOOK_ENV = "GRAFANA_ALERT_WEBHOOK_URL"
@@ -325,6 +327,41 @@ def drift_rule() -> dict[str, Any]:
     }
 
 
+def dialer_abandon_sql(hours: int, min_connects: int, db: str = DATABASE) -> str:
+    """Per outbound campaign over the last ``hours``: connects the dialer dropped for want of a free
+    agent / connects, once there are ``min_connects`` (campaign_intervals_15m, by dial time)."""
+    return (
+        "SELECT tenant, campaign, toFloat64(sum(dialer_abandoned) / sum(connects)) AS value\n"
+        f"FROM {db}.campaign_intervals_15m\n"
+        f"WHERE interval_start >= now() - INTERVAL {int(hours)} HOUR\n"
+        f"GROUP BY tenant, campaign HAVING sum(connects) >= {int(min_connects)}\n"
+        "ORDER BY tenant, campaign")
+
+
+def dialer_abandon_rule(centre: CentreConfig) -> dict[str, Any]:
+    """A campaign drops more connected calls than the regulated limit allows."""
+    o = centre.outbound
+    return {
+        "uid": DIALER_RULE_UID,
+        "title": DIALER_RULE_TITLE,
+        "condition": "C",
+        "data": _data(dialer_abandon_sql(o.window_hours, o.min_connects), "gt", float(o.dialer_abandon_limit)),
+        "noDataState": "OK",  # no campaign with enough connects: nothing to judge
+        "execErrState": "Error",
+        "for": "0s",
+        "annotations": {
+            "summary": "{{ $labels.tenant }}/{{ $labels.campaign }}: dialer abandon rate over "
+                       f"{o.dialer_abandon_limit:.0%}",
+            "description": ("The dialer dropped {{ humanizePercentage $values.B.Value }} of the calls a "
+                            f"person answered in the last {o.window_hours} h (limit {o.dialer_abandon_limit:.0%}, "
+                            "centre file outbound.dialer_abandon_limit): slow the dialer's pacing or add agents to "
+                            "the campaign."),
+        },
+        "labels": {ROUTE_LABEL: "sla", "severity": "critical", "campaign_rule": "dialer_abandon"},
+        "isPaused": False,
+    }
+
+
 def stale_after(centre: CentreConfig, minimum: int = STALE_AFTER_S) -> int:
     """Seconds without a write that mean a stall: ``minimum``, or three refreshes of a slow stream."""
     return max(minimum, int(math.ceil(3 * centre.windows.refresh_s)))
@@ -336,6 +373,7 @@ def build_rules(centre: CentreConfig, *, stale_after_s: int = STALE_AFTER_S) -> 
     rules = [grafana_rule(r, centre, fresh_s=stale_after_s) for r in centre.alerts.rules]
     rules.append(stale_rule(stale_after_s=stale_after_s))
     rules.append(drift_rule())
+    rules.append(dialer_abandon_rule(centre))
     return {"apiVersion": 1, "groups": [
         {"orgId": 1, "name": GROUP, "folder": FOLDER, "interval": duration(INTERVAL_S), "rules": rules}]}
 

@@ -53,7 +53,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     written += write_alerting(out / "provisioning" / "alerting", centre)
     for p in written:
         print(f"wrote {p}")
-    print(f"{len(centre.alerts.rules)} alert rule(s) from the centre file, plus the stale-figures rule")
+    print(f"{len(centre.alerts.rules)} alert rule(s) from the centre file, plus the stale-figures, "
+          "figures-drift and dialer-abandon-rate rules")
     return 0
 
 

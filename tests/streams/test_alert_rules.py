@@ -136,7 +136,8 @@ def test_every_datasource_a_rule_uses_is_provisioned(centre: CentreConfig) -> No
 def test_each_centre_rule_has_one_grafana_rule_with_its_figures(centre: CentreConfig) -> None:
     doc = ar.build_rules(centre)
     got = _by_uid(doc)
-    assert len(got) == len(centre.alerts.rules) + 2 and {ar.STALE_RULE_UID, ar.DRIFT_RULE_UID} <= set(got)
+    assert len(got) == len(centre.alerts.rules) + 3
+    assert {ar.STALE_RULE_UID, ar.DRIFT_RULE_UID, ar.DIALER_RULE_UID} <= set(got)
     for rule in centre.alerts.rules:
         matching = [r for r in got.values() if r["labels"].get("rule") == rule.name]
         assert len(matching) == 1, rule.name
@@ -155,7 +156,7 @@ def test_each_centre_rule_has_one_grafana_rule_with_its_figures(centre: CentreCo
                 assert f"{col} IN (" not in sql.split("FROM ccpulse.agents_now")[0], (rule.name, col)
     # The figures, rule by rule, as written in CENTRE_YAML.
     figures = {r["title"]: (r["data"][2]["model"]["conditions"][0]["evaluator"], r["for"], r["labels"]["severity"])
-               for r in got.values() if r["labels"].get("ccpulse") == "sla"}
+               for r in got.values() if r["labels"].get("ccpulse") == "sla" and "rule" in r["labels"]}
     assert figures == {
         "sl-goal": ({"type": "lt", "params": [0.0]}, "1m", "critical"),  # SL minus each queue's goal
         "sl-floor": ({"type": "lt", "params": [0.5]}, "0s", "warning"),
@@ -357,3 +358,28 @@ def test_drift_rule_counts_the_rows_the_worker_found_drifted_lately_per_tenant(c
     res = ch.query(ar.drift_sql())
     assert res.columns == ["tenant", "value"]
     assert res.rows == [("acme", 2.0), ("globex", 1.0)]
+
+
+def test_dialer_rule_judges_each_campaigns_last_day_against_the_limit(ch: ClickHouse, centre: CentreConfig) -> None:
+    """Per campaign, dropped connects / connects over the last 24 h, once 20 connects are in: a
+    campaign of 40 connects with 2 drops is at 5 %, over the 3 % limit; one of 10 is not judged."""
+    now = int(time.time() * 1000)
+
+    def attempt(i: int, campaign: str, result: str, at: int) -> dict:
+        return {"interaction_id": f"{campaign}-{i}", "tenant": "acme", "channel": "voice", "queue": None,
+                "first_queue": None, "queues": [], "customer_id": None, "priority": 0, "agent_id": None,
+                "first_agent_id": None, "offered_at_ms": None, "answered_at_ms": None, "abandoned_at_ms": None,
+                "ended_at_ms": None, "wrapup_ended_at_ms": None, "first_response_at_ms": None, "last_event_at_ms": at,
+                "wait_ms": 0, "talk_ms": 0, "hold_ms": 0, "acw_ms": 0, "holds": 0, "transfers": 0,
+                "outcome": "not_connected", "disposition": None, "resolved": None, "csat": None, "csat_at_ms": None,
+                "closed_by_timeout": False, "anomalies": [], "n_events": 2, "version": 4, "direction": "outbound",
+                "campaign": campaign, "dialed_at_ms": at, "dial_result": result}
+
+    recs = [attempt(i, "renewals", "dialer_abandoned" if i < 2 else "connected", now - 3_600_000) for i in range(40)]
+    recs += [attempt(i, "renewals", "dialer_abandoned", now - 3 * 86_400_000) for i in range(40, 60)]  # days ago
+    recs += [attempt(i, "survey", "dialer_abandoned" if i < 5 else "connected", now - 60_000) for i in range(10)]
+    ch.insert(rows.INTERACTIONS_TABLE, rows.interaction_batch(recs))
+    rule = next(r for g in ar.build_rules(centre)["groups"] for r in g["rules"] if r["uid"] == ar.DIALER_RULE_UID)
+    res = ch.query(rule["data"][0]["model"]["rawSql"])
+    assert res.columns == ["tenant", "campaign", "value"] and res.rows == [("acme", "renewals", 0.05)]
+    assert rule["data"][2]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.03]}
