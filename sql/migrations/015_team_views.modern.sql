@@ -20,10 +20,7 @@ SELECT a.tenant AS tenant, a.agent_id AS agent_id, a.interval_start AS interval_
     if(h.team != '', h.department, toString(c.department)) AS department,
     if(h.team != '', h.site, toString(c.site)) AS site
 FROM {db}.agent_intervals_15m AS a
-ASOF LEFT JOIN {db}.agent_team_history AS h
-    ON h.tenant = a.tenant AND h.agent_id = a.agent_id AND a.interval_start >= h.since
-LEFT JOIN {db}.team_config_current AS c
-    ON c.tenant = a.tenant AND c.agent_id = a.agent_id;
+{TEAM_JOIN};
 
 -- Every handled-contact row (agent_handled_15m) with the handling agent's team then.
 CREATE VIEW IF NOT EXISTS {db}.agent_handled_team AS
@@ -33,10 +30,7 @@ SELECT a.tenant AS tenant, a.agent_id AS agent_id, a.interval_start AS interval_
     if(h.team != '', h.team, toString(c.team)) AS team,
     if(h.team != '', h.department, toString(c.department)) AS department
 FROM {db}.agent_handled_15m AS a
-ASOF LEFT JOIN {db}.agent_team_history AS h
-    ON h.tenant = a.tenant AND h.agent_id = a.agent_id AND a.interval_start >= h.since
-LEFT JOIN {db}.team_config_current AS c
-    ON c.tenant = a.tenant AND c.agent_id = a.agent_id;
+{TEAM_JOIN};
 
 -- Per team and 15 minutes: agents on the floor, time per state, occupancy and the available
 -- share of logged-in time (ready, busy or in after-call work: the part of adherence a schedule
@@ -82,16 +76,13 @@ SELECT tenant, team, day, n_handled AS handled, n_evaluated AS evaluated, n_crit
     n_good / nullIf(n_rated, 0) AS csat_score
 FROM
 (
-    SELECT q.tenant AS tenant, if(h.team != '', h.team, toString(c.team)) AS team, q.day AS day,
-        sum(q.handled) AS n_handled, sum(q.evaluated) AS n_evaluated, sum(q.critical_failures) AS n_critical,
-        sum(ifNull(q.qa_score, 0) * q.evaluated) AS n_score, sum(q.csat_good) AS n_good,
-        sum(q.csat_ratings) AS n_rated
-    FROM (SELECT *, toDateTime64(toDateTime(day, 'UTC'), 3, 'UTC') + toIntervalSecond(86399) AS day_end
-          FROM {db}.agent_quality_daily) AS q
-    ASOF LEFT JOIN {db}.agent_team_history AS h
-        ON h.tenant = q.tenant AND h.agent_id = q.agent_id AND q.day_end >= h.since
-    LEFT JOIN {db}.team_config_current AS c
-        ON c.tenant = q.tenant AND c.agent_id = q.agent_id
+    SELECT a.tenant AS tenant, if(h.team != '', h.team, toString(c.team)) AS team, a.day AS day,
+        sum(a.handled) AS n_handled, sum(a.evaluated) AS n_evaluated, sum(a.critical_failures) AS n_critical,
+        sum(ifNull(a.qa_score, 0) * a.evaluated) AS n_score, sum(a.csat_good) AS n_good,
+        sum(a.csat_ratings) AS n_rated
+    FROM (SELECT *, toDateTime64(toDateTime(day, 'UTC'), 3, 'UTC') + toIntervalSecond(86399) AS interval_start
+          FROM {db}.agent_quality_daily) AS a
+    {TEAM_JOIN}
     GROUP BY tenant, team, day
 )
 WHERE team != '';

@@ -357,6 +357,16 @@ def handled_contacts(where: str) -> str:
             f"FROM ({latest}) WHERE r.2 IS NOT NULL AND r.1 IS NOT NULL AND (r.3 IS NOT NULL OR r.4 IS NOT NULL))")
 
 
+def people_fields(percent: str, one_decimal: str) -> Json:
+    """Agent and team tables: shares as percentages, AHT in seconds, one column with a decimal."""
+    return field_config(overrides=[
+        {"matcher": {"id": "byRegexp", "options": percent},
+         "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 0}]},
+        {"matcher": {"id": "byName", "options": "aht_s"},
+         "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]},
+        {"matcher": {"id": "byName", "options": one_decimal}, "properties": [{"id": "decimals", "value": 1}]}])
+
+
 def agents() -> Json:
     board = table(
         "Leaderboard", "Per agent over the time range: contacts handled (wrap-up ended), AHT, CSAT "
@@ -371,13 +381,7 @@ LEFT JOIN (SELECT agent_id, toNullable(sum(handled)) AS contacts, {AHT} AS aht_s
                   sum(csat_good) / nullIf(sum(csat_ratings), 0) AS csat
            FROM {handled_contacts(AGENT_FILTER)} WHERE {AGENT_FILTER} GROUP BY agent_id) AS h ON h.agent_id = t.agent_id
 ORDER BY handled DESC, agent""")],
-        fieldconfig=field_config(overrides=[
-            {"matcher": {"id": "byRegexp", "options": "csat|occupancy"},
-             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 0}]},
-            {"matcher": {"id": "byName", "options": "aht_s"},
-             "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]},
-            {"matcher": {"id": "byName", "options": "logged_in_h"},
-             "properties": [{"id": "decimals", "value": 1}]}]))
+        fieldconfig=people_fields("csat|occupancy", "logged_in_h"))
     timeline = state_timeline(
         "State timeline", "Per agent and quarter hour, the state the agent spent most of it in (from the "
         "stream's time-in-state figures).",
@@ -413,12 +417,7 @@ LEFT JOIN (SELECT team, sum(qa_score * evaluated) / nullIf(sum(evaluated), 0) AS
            FROM {DB}.team_quality_daily WHERE {TEAM_FILTER} AND $__dateFilter(day) GROUP BY team) AS q
     ON q.team = i.team
 ORDER BY handled DESC, team""")],
-        fieldconfig=field_config(overrides=[
-            {"matcher": {"id": "byRegexp", "options": "csat|occupancy|available_share"},
-             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 0}]},
-            {"matcher": {"id": "byName", "options": "aht_s"},
-             "properties": [{"id": "unit", "value": "s"}, {"id": "decimals", "value": 0}]},
-            {"matcher": {"id": "byName", "options": "qa_score"}, "properties": [{"id": "decimals", "value": 1}]}]))
+        fieldconfig=people_fields("csat|occupancy|available_share", "qa_score"))
     now = table(
         "Agents now", "Each agent's state at the latest snapshot, how long they have been in it and the "
         "contacts in hand.",
