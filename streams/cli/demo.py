@@ -7,7 +7,7 @@ and stops the worker so ``ccpulse sql`` can open the data directly afterwards.
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import subprocess
 import sys
 import time
@@ -44,10 +44,15 @@ def run_demo(s: Settings, args: argparse.Namespace) -> int:
     from streams.config.centre import EXAMPLE_CENTRE
 
     if s.centre_config is None and EXAMPLE_CENTRE.exists():
-        # The demo runs with real rules: the example centre file (goals, formulas, alert rules).
-        os.environ["CCPULSE_CENTRE_CONFIG"] = str(EXAMPLE_CENTRE)
-        s = s.model_copy(update={"centre_config": EXAMPLE_CENTRE})
-        _step(f"centre file {EXAMPLE_CENTRE.name} (set CCPULSE_CENTRE_CONFIG to use your own)")
+        # The demo runs with real rules: a copy of the example centre file in the state folder,
+        # which every later command against that folder (worker, verify, report) reads too.
+        own = s.state_dir / "centre.yaml"
+        s.state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EXAMPLE_CENTRE, own)
+        s = s.model_copy(update={"centre_config": own})
+        _step(f"centre file {own}: a copy of {EXAMPLE_CENTRE.name} (edit it, or set CCPULSE_CENTRE_CONFIG)")
+    elif s.centre_config is not None:
+        _step(f"centre file {s.centre_config}")
     if _is_local_broker(s):
         _step("starting the local broker")
         try:

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
         7200.0, gt=0, description="How far back from the newest settled interval each check reaches.")
     store: str = Field("memory://", description="Faust table store: `memory://` (rebuilt from the changelog) or `rocksdb://`.")
     centre_config: Path | None = Field(
-        None, description="YAML file of tenants, queues (SL goals, variants) and KPI windows; see streams/config/centre.py.")
+        None, description="YAML file of tenants, queues (SL goals, variants), teams, billing, KPI windows and alert "
+                          "rules; unset: the state folder's centre.yaml if there is one (`ccpulse demo` puts a copy "
+                          "of centre.example.yaml there), else all defaults.")
     alert_webhook_url: str | None = Field(None, description="POST every alert here as signed JSON (streams/worker/notify.py).")
     alert_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the webhook's X-Ccpulse-Signature.")
     alert_slack_url: str | None = Field(None, description="Slack incoming-webhook URL for alerts.")
@@ -108,6 +110,14 @@ class Settings(BaseSettings):
         if not v.startswith("kafka://") or not v[len("kafka://"):]:
             raise ValueError("broker must look like kafka://host:port")
         return v
+
+    @model_validator(mode="after")
+    def _centre_of_the_state_folder(self) -> "Settings":
+        """Every command run against one state folder (demo, worker, verify, report) measures by
+        the same centre file: the one configured, else the folder's own."""
+        if self.centre_config is None and (own := self.state_dir / "centre.yaml").is_file():
+            object.__setattr__(self, "centre_config", own)  # (frozen: set once, while validating)
+        return self
 
     @model_validator(mode="after")
     def _https_alerts(self) -> "Settings":

@@ -78,7 +78,7 @@ def test_demo_restarts_a_second_demo_and_a_history_load_keep_every_figure_equal_
     env = demo_env
     first = simulate(SimConfig.product(seed=1, interactions=2_000))  # what `demo --interactions 2000` sends
     out = run_cli(env, "demo", "--interactions", "2000", timeout=600).stdout
-    assert "centre file centre.example.yaml" in out and f"interactions stored (whole database): {len(first.truth):,}" in out, out
+    assert "a copy of centre.example.yaml" in out and f"interactions stored (whole database): {len(first.truth):,}" in out, out
     assert per_queue(env) == truth_per_queue(first.truth)
     assert verify(env)[0] == 0
 

@@ -77,3 +77,14 @@ def test_the_example_centre_file_loads_and_says_what_the_demo_runs_with() -> Non
     assert [r.name for r in c.alerts.rules] == ["sl-below-goal", "abandons-high", "long-wait", "nobody-ready"]
     text = EXAMPLE_CENTRE.read_text()
     assert sum(line.strip().startswith("#") or " # " in line for line in text.splitlines()) >= 30  # commented
+
+
+def test_commands_of_one_state_folder_share_its_centre_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.config.settings import Settings
+
+    monkeypatch.delenv("CCPULSE_CENTRE_CONFIG", raising=False)
+    assert Settings(state_dir=tmp_path).centre_config is None  # nothing there: all defaults
+    (tmp_path / "centre.yaml").write_text("tenants: {acme: {timezone: UTC}}\n")
+    assert Settings(state_dir=tmp_path).centre_config == tmp_path / "centre.yaml"
+    other = tmp_path / "mine.yaml"
+    assert Settings(state_dir=tmp_path, centre_config=other).centre_config == other  # the configured one wins
