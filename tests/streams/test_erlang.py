@@ -49,7 +49,7 @@ import pytest
 from streams.domain import kpi
 from streams.config.centre import QueueConfig
 from streams.traffic.simulate import QueueSpec, SimConfig, TenantSpec, simulate
-from tests.erlang import ErlangA, ErlangC
+from streams.domain.erlang import ErlangA, ErlangC
 
 LAM, MU, THETA, C = 1 / 10, 1 / 60, 1 / 120, 7  # 10 s between calls, 60 s talk, 120 s patience, 7 agents
 T = 20                                            # SL threshold, seconds

@@ -1,4 +1,8 @@
-"""Queueing theory for the simulator checks: Erlang C (M/M/c) and Erlang A (M/M/c+M), FIFO.
+"""Queueing theory: Erlang C (M/M/c) and Erlang A (M/M/c+M), FIFO, and the staffing they imply.
+
+Used to staff queues (``required_agents``: the fewest agents that meet a queue's service-level
+goal, with the service level, ASA and abandonment they can be expected to give) and, in the
+tests, to check the simulator against theory.
 
 Notation: arrival rate ``lam`` (Poisson), service rate ``mu`` (exponential talk, mean 1/mu),
 patience rate ``theta`` (exponential patience, mean 1/theta; 0 = nobody abandons), ``c`` agents,
@@ -200,3 +204,70 @@ class ErlangA:
 
     def p_answered_within(self, t: float) -> float:
         return self.within(t)[0]
+
+
+# --- staffing ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expected:
+    """What ``agents`` can be expected to give a queue (rates per second in, seconds out)."""
+
+    agents: int
+    service_level: float   # by the queue's formula (short abandons taken as none)
+    asa_s: float           # mean wait of the answered
+    abandon_rate: float    # share of the offered who abandon (Erlang A; 0 for Erlang C)
+    occupancy: float       # busy share of the agents' time
+
+
+def expected(lam: float, mu: float, theta: float, agents: int, threshold_s: float,
+             variant: str = "abandons_count_against") -> Expected:
+    """Erlang A (theta > 0, customers abandon) or C (theta == 0) figures for ``agents`` servers.
+
+    Service level by variant, with every offered contact either answered or abandoned:
+    ``abandons_count_against`` = P(answered within T); ``ignore_abandons`` = P(answered within
+    T | answered); ``abandons_within_t_ok`` = P(answered or abandoned within T);
+    ``abandons_within_t_ignored`` = P(answered within T) / (1 - P(abandoned within T)).
+    An overloaded Erlang C queue (λ >= cμ) never meets any goal: service level 0."""
+    if theta == 0:
+        if lam >= agents * mu:
+            return Expected(agents, 0.0, math.inf, 0.0, 1.0)
+        c = ErlangC(lam, mu, agents)
+        sl = c.p_answered_within(threshold_s)
+        return Expected(agents, sl, c.asa, 0.0, lam / (agents * mu))
+    a = ErlangA(lam, mu, theta, agents)
+    answered_t, abandoned_t = a.within(threshold_s)
+    p_ans = a.p_answered
+    sl = {
+        "ignore_abandons": answered_t / p_ans if p_ans else 0.0,
+        "abandons_within_t_ok": answered_t + abandoned_t,
+        "abandons_within_t_ignored": answered_t / (1 - abandoned_t) if abandoned_t < 1 else 0.0,
+    }.get(variant, answered_t)
+    return Expected(agents, sl, a.asa, 1 - p_ans, lam * p_ans / (agents * mu))
+
+
+def required_agents(lam: float, mu: float, theta: float, threshold_s: float, goal: float,
+                    variant: str = "abandons_count_against", max_agents: int = 5000) -> Expected:
+    """The fewest agents whose expected service level reaches ``goal`` (and their figures).
+
+    Starts at the load (λ/μ, fewer can never keep up without abandonment) and climbs; service
+    level grows with every agent added, so the first that meets the goal is the answer."""
+    if lam <= 0:
+        return Expected(0, 1.0, 0.0, 0.0, 0.0)
+    c = max(1, math.floor(lam / mu) if theta > 0 else math.floor(lam / mu) + 1)
+    if theta > 0:
+        c = max(1, c // 2)  # impatience carries some of the load: fewer than λ/μ may do
+    while c <= max_agents:
+        e = expected(lam, mu, theta, c, threshold_s, variant)
+        if e.service_level >= goal:
+            return e
+        c += 1
+    raise ValueError(f"no staffing up to {max_agents} agents reaches a service level of {goal}")
+
+
+def patience_rate(abandoned: int, total_wait_s: float) -> float:
+    """θ, the rate of exponential patience, from a queue's history: abandonments / the time all
+    contacts spent waiting (the maximum-likelihood estimate when the answered contacts' waits
+    are patience cut short by the answer). 0 when nobody abandoned."""
+    if abandoned <= 0 or total_wait_s <= 0:
+        return 0.0
+    return abandoned / total_wait_s
