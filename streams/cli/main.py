@@ -382,10 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure_verify(add)
     from streams.cli.report import configure as configure_report
+    from streams.cli.forecast import configure as configure_forecast
     from streams.cli.staffing import configure as configure_staffing
 
     configure_report(add)
     configure_staffing(add)
+    configure_forecast(add)
     q = add("sql", cmd_sql, "query ClickHouse (through the worker when it owns the embedded engine)")
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
