@@ -242,6 +242,9 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
         r.update(panel_max_ms=None)
     else:
         r.update(measure_panels(workdir, panel_interactions))
+    from bench.forecast import measure_forecast
+
+    r.update(measure_forecast())
     return r
 
 
@@ -275,6 +278,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("  private memory (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
         ("  mapped from files (RssFile)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
         ("embedded engine's process RSS", f"{_fmt(r.get('engine_rss_mb'), ',.0f')} MB"),
+        ("forecast_s: 100 queues, a year of history each", f"{_fmt(r.get('forecast_s'), '')} s "
+                                                           f"({_fmt(r.get('forecast_cpu_s'), '')} s CPU)"),
     ]
     if r.get("server_events_per_s") is not None:
         rows += [
