@@ -32,7 +32,7 @@ PROVISIONED = REPO / "grafana" / "provisioning" / "datasources" / "clickhouse.ya
 REGENERATE = ("run `ccpulse grafana build`, or python -c \"from pathlib import Path; "
               "from streams.grafana.dashboards import write_all; write_all(Path('grafana/dashboards'))\"")
 UIDS = {"ccpulse-wallboard", "ccpulse-intervals", "ccpulse-channel-mix", "ccpulse-agents", "ccpulse-my-performance",
-        "ccpulse-client-report", "ccpulse-alerts", "ccpulse-campaigns-ivr-quality"}
+        "ccpulse-client-report", "ccpulse-alerts", "ccpulse-campaigns-ivr-quality", "ccpulse-staffing"}
 BOARDS = build_all()
 
 

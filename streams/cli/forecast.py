@@ -1,19 +1,13 @@
 """``ccpulse forecast``: contacts offered, AHT and the agents needed per queue and 30 minutes for
-the rest of the tenant's current day and the days after (streams/domain/forecast.py,
-streams/domain/erlang.py). "Today" is the newest business day with figures, so a replayed
-history forecasts its own next week."""
+the rest of the tenant's newest day and the days after (streams/domain/planning.py)."""
 from __future__ import annotations
 
 import argparse
-import math
-from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 from streams.cli.common import CliError, print_result, settings_of
 
-PER_DAY = 48
 COLUMNS = ["tenant", "queue", "day", "interval", "offered", "offered_low", "offered_high", "aht_s",
            "required_agents", "note"]
 
@@ -30,6 +24,7 @@ def configure(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 def cmd_forecast(args: argparse.Namespace) -> int:
     from streams.config.centre import load_centre
+    from streams.domain import planning
     from streams.domain.recount import quote
     from streams.worker.query import run_query
 
@@ -45,69 +40,22 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     try:
         tenants = args.tenant or [r[0] for r in q(f"SELECT DISTINCT tenant FROM {db}.queue_settings FINAL ORDER BY tenant")]
-        literals = {t: quote(t) for t in tenants}
         queue_filter = (" AND queue IN (" + ", ".join(quote(x) for x in args.queue) + ")") if args.queue else ""
+        literals = {t: quote(t) for t in tenants}
     except ValueError as e:
         raise CliError(str(e)) from None
     out: list[list[Any]] = []
     for tenant in tenants:
-        out += _tenant(tenant, literals[tenant], queue_filter, centre, db, q, args.days, args.history_days)
+        newest = q(planning.today_sql(db, literals[tenant]))
+        if not newest or not newest[0][0] or str(newest[0][0]).startswith("1970"):
+            continue
+        today = date.fromisoformat(str(newest[0][0])[:10])
+        first, since = planning.window(centre, tenant, today, args.history_days)
+        rows = q(planning.history_sql(db, literals[tenant], since, queue_filter))
+        for r in planning.forecast_rows(centre, tenant, today, first, rows, args.days):
+            out.append([r.tenant, r.queue, r.day.isoformat(), r.label, r.offered and round(r.offered, 1),
+                        r.low and round(r.low, 1), r.high and round(r.high, 1), r.aht_s, r.required_agents, r.note])
     if not out:
         raise CliError("no figures to forecast from: run the pipeline first (ccpulse demo), or check --tenant/--queue")
     print_result(COLUMNS, out, args.format)
     return 0
-
-
-def _tenant(tenant: str, lit: str, queue_filter: str, centre: Any, db: str, q: Callable[[str], list[tuple[Any, ...]]],
-            days_ahead: int, history_days: int) -> list[list[Any]]:
-    from streams.domain.erlang import patience_rate, required_agents
-    from streams.domain.forecast import TooLittleHistory, aht_profile, forecast_counts
-
-    tc = centre.tenant(tenant)
-    zone = ZoneInfo(tc.timezone)
-    today_rows = q(f"SELECT toString(max(local_day)) FROM {db}.kpi_interval_parts WHERE tenant = {lit}")
-    if not today_rows or not today_rows[0][0] or str(today_rows[0][0]).startswith("1970"):
-        return []
-    today = date.fromisoformat(str(today_rows[0][0])[:10])
-    first = today - timedelta(days=history_days)
-    start = datetime.combine(first, tc.daily_reset, tzinfo=zone)
-    rows = q(f"SELECT queue, toUnixTimestamp(interval_start), sum(offered), sum(handled), "
-             f"sum(talk_ms + hold_ms + acw_ms), sum(abandoned), sum(wait_answered_ms + wait_abandoned_ms) "
-             f"FROM {db}.kpi_intervals_15m WHERE tenant = {lit} AND queue != ''{queue_filter} "
-             f"AND interval_start >= toDateTime({int(start.timestamp())}) GROUP BY queue, interval_start")
-    n_days = (today - first).days  # whole days before today
-    series: dict[str, list[list[float]]] = defaultdict(lambda: [[0.0] * (n_days * PER_DAY) for _ in range(3)])
-    patience: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    reset = timedelta(hours=tc.daily_reset.hour, minutes=tc.daily_reset.minute)
-    for queue, at, offered, handled, handle_ms, abandoned, wait_ms in rows:
-        local = datetime.fromtimestamp(int(at), tz=zone) - reset
-        d = (local.date() - first).days
-        if 0 <= d < n_days:
-            slot = d * PER_DAY + local.hour * 2 + local.minute // 30
-            for i, v in enumerate((offered, handled, float(handle_ms) / 1000)):
-                series[queue][i][slot] += float(v)
-        patience[queue][0] += float(abandoned)
-        patience[queue][1] += float(wait_ms) / 1000
-    out: list[list[Any]] = []
-    for queue in sorted(series):
-        offered, handled, handle_s = series[queue]
-        days_with = next((i for i in range(n_days) if any(offered[i * PER_DAY:(i + 1) * PER_DAY])), n_days)
-        try:
-            f = forecast_counts(offered[days_with * PER_DAY:], PER_DAY, days_ahead + 1)
-        except TooLittleHistory as e:
-            out.append([tenant, queue, today.isoformat(), "", None, None, None, None, None, f"too little history: {e}"])
-            continue
-        aht = aht_profile(handled[days_with * PER_DAY:], handle_s[days_with * PER_DAY:], PER_DAY, days_ahead + 1)
-        qc = centre.queue(tenant, queue)
-        theta = patience_rate(int(patience[queue][0]), patience[queue][1])
-        for i in range(len(f.mean)):
-            day, slot = today + timedelta(days=i // PER_DAY), i % PER_DAY
-            lam, a = f.mean[i] / 1800, float(aht[i])
-            need = None
-            if lam > 0 and a > 0 and not math.isnan(a):
-                need = required_agents(lam, 1 / a, theta, qc.sl_threshold_s, qc.sl_goal, qc.sl_variant).agents
-            label = (datetime(2000, 1, 1) + reset + timedelta(minutes=30 * slot)).strftime("%H:%M")
-            out.append([tenant, queue, day.isoformat(), label, round(float(f.mean[i]), 1),
-                        round(float(f.low[i]), 1), round(float(f.high[i]), 1),
-                        None if math.isnan(a) else round(a, 1), need, ""])
-    return out

@@ -143,6 +143,25 @@ def team_config_batch(centre: Any, version: int) -> pa.Table:
     return _table(cols, TEAM_CONFIG_COLUMNS)
 
 
+FORECASTS_TABLE = "forecasts"
+FORECAST_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "queue": pa.string(), "interval_start": _TS, "day": pa.date32(),
+    "offered": pa.float64(), "offered_low": pa.float64(), "offered_high": pa.float64(), "aht_s": pa.float64(),
+    "required_agents": pa.uint32(), "note": pa.string(), "version": pa.uint64(),
+}
+
+
+def forecast_batch(forecasts: Iterable[Any], version: int) -> pa.Table:
+    """planning.ForecastRow → forecasts rows."""
+    cols: dict[str, list[Any]] = {n: [] for n in FORECAST_COLUMNS}
+    for f in forecasts:
+        for n, v in (("tenant", f.tenant), ("queue", f.queue), ("interval_start", f.start_ms), ("day", f.day),
+                     ("offered", f.offered), ("offered_low", f.low), ("offered_high", f.high), ("aht_s", f.aht_s),
+                     ("required_agents", f.required_agents), ("note", f.note), ("version", version)):
+            cols[n].append(v)
+    return _table(cols, FORECAST_COLUMNS)
+
+
 QUEUE_SETTINGS_TABLE = "queue_settings"
 QUEUE_SETTINGS_COLUMNS: dict[str, pa.DataType] = {
     "tenant": pa.string(), "queue": pa.string(), "sl_threshold_s": pa.uint32(), "sl_goal": pa.float64(),

@@ -182,6 +182,16 @@ class OutboundConfig(_Strict):
     min_connects: int = Field(20, ge=1, description="Connects in the window before the rate is judged.")
 
 
+class StaffingAlerts(_Strict):
+    """The Grafana rules on staffing (grafana/provisioning/alerting)."""
+
+    short_by: int = Field(1, ge=1, description="Fire when the next 30 minutes need this many agents more than are "
+                                              "available now.")
+    forecast_miss: float = Field(0.3, gt=0, description="Fire when the last two hours' contacts differ from the "
+                                                        "forecast by more than this share.")
+    min_forecast: int = Field(20, ge=1, description="Contacts forecast in those two hours before a miss is judged.")
+
+
 class CentreConfig(_Strict):
     defaults: QueueConfig = QueueConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -189,6 +199,7 @@ class CentreConfig(_Strict):
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     windows: WindowConfig = WindowConfig()
     outbound: OutboundConfig = OutboundConfig()
+    staffing: StaffingAlerts = StaffingAlerts()
 
     @model_validator(mode="after")
     def _rules_name_known_things(self) -> "CentreConfig":

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         None, description="YAML file of tenants, queues (SL goals, variants), teams, billing, KPI windows and alert "
                           "rules; unset: the state folder's centre.yaml if there is one (`ccpulse demo` puts a copy "
                           "of centre.example.yaml there), else all defaults.")
+    forecast_interval_s: float = Field(
+        3600.0, ge=0, description="How often the worker recomputes every queue's forecast and the agents it needs "
+                                  "(the `forecasts` table; 0: never). The worker that owns events partition 0 does it.")
+    forecast_days: int = Field(7, ge=1, le=62, description="Days after today each forecast covers.")
+    forecast_history_days: int = Field(56, ge=14, le=1100, description="Days of history each forecast learns from.")
     alert_webhook_url: str | None = Field(None, description="POST every alert here as signed JSON (streams/worker/notify.py).")
     alert_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the webhook's X-Ccpulse-Signature.")
     alert_slack_url: str | None = Field(None, description="Slack incoming-webhook URL for alerts.")

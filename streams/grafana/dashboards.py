@@ -696,6 +696,57 @@ def campaigns_ivr_quality() -> Json:
                        [(recordings, 24, 10)]]))
 
 
+# --- 9. staffing ----------------------------------------------------------------------------------
+
+STAFF_FILTER = f"{TENANT} AND {QUEUES}"
+
+
+def staffing() -> Json:
+    forecast = timeseries(
+        "Contacts: forecast and actual", "Per half hour, the selected queues together: contacts forecast with "
+        "the 90 % band, and those offered (the forecast is recomputed every CCPULSE_FORECAST_INTERVAL_S).",
+        [target(f"SELECT interval_start AS time, sum(forecast_offered) AS forecast, sum(forecast_low) AS band_low, "
+                f"sum(forecast_high) AS band_high, sum(actual_offered) AS offered FROM {DB}.required_agents "
+                f"WHERE {STAFF_FILTER} AND $__timeFilter(interval_start) AND forecast_offered IS NOT NULL "
+                "GROUP BY time ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(unit="none", decimals=0))
+    agents = timeseries(
+        "Agents: required and staffed", "Per half hour: the agents Erlang A says the selected queues need for "
+        "their goals, and the agents that were available (ready, busy or after-call work).",
+        [target(f"SELECT interval_start AS time, sum(required) AS required_agents, sum(staffed) AS staffed_agents "
+                f"FROM {DB}.required_agents WHERE {STAFF_FILTER} AND $__timeFilter(interval_start) "
+                "AND required IS NOT NULL GROUP BY time ORDER BY time", fmt="timeseries")],
+        fieldconfig=field_config(unit="none", decimals=1))
+    short = table(
+        "Next hours: required against available now", "Per queue, the next eight half hours of the forecast "
+        "(from the newest figures), the agents they need, and those available at the latest snapshot.",
+        [target(f"SELECT f.queue AS queue, f.interval_start AS interval_start, f.forecast_offered AS forecast, "
+                f"f.required AS required, ifNull(n.available, 0) AS available_now, "
+                f"toInt64(f.required) - toInt64(ifNull(n.available, 0)) AS short_by "
+                f"FROM {DB}.required_agents AS f "
+                f"LEFT JOIN (SELECT queue, sum(agents) AS available FROM {DB}.agents_by_state WHERE {TENANT} "
+                f"AND state IN ('ready', 'busy', 'acw') GROUP BY queue) AS n ON n.queue = f.queue "
+                f"WHERE f.tenant = {one('tenant')} AND $__conditionalAll(has({many('queue')}, f.queue), $queue) "
+                f"AND f.required IS NOT NULL AND f.interval_start >= (SELECT toStartOfInterval(max(interval_start), "
+                f"INTERVAL 30 MINUTE) FROM {DB}.kpi_interval_parts WHERE {TENANT}) "
+                "ORDER BY queue, interval_start LIMIT 8 BY queue")],
+        sort_by=None)
+    error = stat(
+        "Forecast error", "WAPE of the forecast over the half hours in the range that have happened: sum of "
+        "|offered - forecast| / sum of offered.",
+        [target(f"SELECT sum(abs(ifNull(actual_offered, 0) - forecast_offered)) / nullIf(sum(ifNull(actual_offered, 0)), 0) "
+                f"AS wape FROM {DB}.required_agents WHERE {STAFF_FILTER} AND $__timeFilter(interval_start) "
+                f"AND forecast_offered IS NOT NULL AND interval_start <= (SELECT max(interval_start) FROM {DB}.kpi_interval_parts)")],
+        fieldconfig=field_config(**PERCENT), color_mode="none")
+    return dashboard(
+        uid="ccpulse-staffing", title="Staffing", tags=["planning"], refresh="1m", time_from="now-1d",
+        description="Do we have enough people? Per queue: contacts forecast against offered, agents required "
+                    "(Erlang A, the queue's own goal) against staffed, and the next hours against the agents "
+                    "available now. docs/staffing.md says how each is computed.",
+        variables=[tenant_var(), queue_var()],
+        panels=layout([[(forecast, 16, 9), (error, 8, 9)], [(agents, 12, 9), (short, 12, 9)]]))
+
+
 # --- all of them --------------------------------------------------------------------------------
 
 BOARDS = {
@@ -707,6 +758,7 @@ BOARDS = {
     "client-report.json": client_report,
     "alerts.json": alerts,
     "campaigns-ivr-quality.json": campaigns_ivr_quality,
+    "staffing.json": staffing,
 }
 
 

@@ -28,6 +28,7 @@ from streams.worker.flows.alerting import AlertFlow
 from streams.worker.flows.health import HealthFlow
 from streams.worker.flows.interactions import InteractionFlow
 from streams.worker.flows.kpis import KpiFlow
+from streams.worker.flows.planning import PlanningFlow
 from streams.worker.flows.storage import StorageFlow
 from streams.worker.runner import BatchRunner
 from streams.worker.topics import AGENT_TABLE, ALERT_TABLE, INTERACTION_TABLE
@@ -134,6 +135,7 @@ def create_app(s: Settings) -> faust.App:
     alerting.register(app, runner, live_parts_topic, alerts_topic)
     kpis.register(app)
     health.register(app)
+    PlanningFlow(w).register(app)
 
     @app.on_partitions_revoked.connect  # type: ignore[misc]
     async def _on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:

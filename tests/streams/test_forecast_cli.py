@@ -36,8 +36,10 @@ def volume(day: int, quarter: int) -> int:
     return max(0, round(base * (1 - 0.01 * day) + (quarter % 4)))
 
 
-def test_the_forecast_command_on_three_weeks_of_figures(tmp_path: Path) -> None:
-    url = f"chdb://{tmp_path / 'chdb'}"
+def write_history(url: str, partition: int = 0) -> None:
+    """Three weeks of interval figures of acme/sales, and one week of acme/fresh, into ``url``;
+    ``partition``: the source partition they are stored as (a running worker zeroes the rows of
+    its own partitions that no record accounts for)."""
     ch = connect(url, "ccpulse")
     migrate(ch)
     parts = []
@@ -52,15 +54,20 @@ def test_the_forecast_command_on_three_weeks_of_figures(tmp_path: Path) -> None:
             v[kpi.IDX["abandoned"]] = n // 6
             v[kpi.IDX["wait_answered_ms"]] = n * 30_000
             start = int(datetime.combine(DAY0 + timedelta(days=d), datetime.min.time(), timezone.utc).timestamp() * 1000)
-            parts.append((0, ("acme", "sales", "voice", start + quarter * Q15), v, QueueConfig(),
+            parts.append((partition, ("acme", "sales", "voice", start + quarter * Q15), v, QueueConfig(),
                           DAY0 + timedelta(days=d)))
             if d >= DAYS - 7:  # a second queue with one week only
-                parts.append((0, ("acme", "fresh", "voice", start + quarter * Q15), v, QueueConfig(),
+                parts.append((partition, ("acme", "fresh", "voice", start + quarter * Q15), v, QueueConfig(),
                               DAY0 + timedelta(days=d)))
     ch.insert(rows.KPI_INTERVALS_TABLE, rows.kpi_interval_batch(parts, 1))
     ch.insert(rows.QUEUE_SETTINGS_TABLE, rows.queue_settings_batch([("acme", "sales", QueueConfig()),
                                                                      ("acme", "fresh", QueueConfig())]))
     ch.close()
+
+
+def test_the_forecast_command_on_three_weeks_of_figures(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'chdb'}"
+    write_history(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCPULSE_")}
     env.update(CCPULSE_CLICKHOUSE_URL=url, CCPULSE_STATE_DIR=str(tmp_path / "state"))
     p = run_cli(env, "forecast", "--tenant", "acme", "--days", "2", "--format", "csv")
