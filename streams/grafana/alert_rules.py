@@ -46,6 +46,8 @@ STALE_RULE_UID = "ccpulse-stale-figures"
 STALE_RULE_TITLE = "ccpulse: live figures not updated"
 DRIFT_RULE_UID = "ccpulse-figures-drift"
 DRIFT_RULE_TITLE = "ccpulse: figures differed from the records"
+SHORT_RULE_UID = "ccpulse-short-of-agents"
+MISS_RULE_UID = "ccpulse-forecast-missed"
 DIALER_RULE_UID = "ccpulse-dialer-abandon-rate"
 DIALER_RULE_TITLE = "ccpulse: dialer abandon rate over the limit"
 DRIFT_WINDOW_MIN = 15
@@ -362,6 +364,62 @@ def dialer_abandon_rule(centre: CentreConfig) -> dict[str, Any]:
     }
 
 
+def short_of_agents_sql(db: str = DATABASE) -> str:
+    """Per queue: the most agents the forecast needs in the half hours around the next 30 minutes,
+    less the agents available now (ready, busy or in after-call work)."""
+    return (
+        "SELECT f.tenant AS tenant, f.queue AS queue,\n"
+        "       toFloat64(max(f.required_agents)) - toFloat64(any(ifNull(n.available, 0))) AS value\n"
+        f"FROM (SELECT * FROM {db}.forecasts FINAL) AS f\n"
+        f"LEFT JOIN (SELECT tenant, queue, sum(agents) AS available FROM {db}.agents_by_state\n"
+        "           WHERE state IN ('ready', 'busy', 'acw') GROUP BY tenant, queue) AS n\n"
+        "    ON n.tenant = f.tenant AND n.queue = f.queue\n"
+        "WHERE f.required_agents IS NOT NULL AND f.interval_start > now() - INTERVAL 30 MINUTE\n"
+        "  AND f.interval_start <= now() + INTERVAL 30 MINUTE\n"
+        "GROUP BY tenant, queue ORDER BY tenant, queue")
+
+
+def forecast_miss_sql(min_forecast: int, db: str = DATABASE) -> str:
+    """Per queue, over the four half hours that ended 30 minutes ago or more in the last 2.5 hours:
+    |offered - forecast| / forecast, once the forecast holds ``min_forecast`` contacts."""
+    return (
+        "SELECT f.tenant AS tenant, f.queue AS queue,\n"
+        "       abs(sum(ifNull(a.actual, 0)) - sum(f.offered)) / sum(f.offered) AS value\n"
+        f"FROM (SELECT tenant, queue, interval_start, offered FROM {db}.forecasts FINAL\n"
+        "      WHERE offered IS NOT NULL AND interval_start >= now() - INTERVAL 150 MINUTE\n"
+        "        AND interval_start < now() - INTERVAL 30 MINUTE) AS f\n"
+        "LEFT JOIN (SELECT tenant, queue, toStartOfInterval(interval_start, INTERVAL 30 MINUTE) AS t, sum(offered) AS actual\n"
+        f"           FROM {db}.kpi_intervals_15m WHERE interval_start >= now() - INTERVAL 150 MINUTE\n"
+        "           GROUP BY tenant, queue, t) AS a\n"
+        "    ON a.tenant = f.tenant AND a.queue = f.queue AND a.t = f.interval_start\n"
+        f"GROUP BY tenant, queue HAVING sum(f.offered) >= {int(min_forecast)} ORDER BY tenant, queue")
+
+
+def staffing_rules(centre: CentreConfig) -> list[dict[str, Any]]:
+    """Short of agents for the next 30 minutes; the forecast missed by more than the centre allows."""
+    st = centre.staffing
+    where = "{{ $labels.tenant }}/{{ $labels.queue }}"
+    return [
+        {"uid": SHORT_RULE_UID, "title": "ccpulse: short of agents for the next 30 minutes", "condition": "C",
+         "data": _data(short_of_agents_sql(), "gt", st.short_by - 0.5), "noDataState": "OK", "execErrState": "Error",
+         "for": "3m",  # a passing gap (a break ending) is not worth a page
+         "annotations": {"summary": f"{where}: short of {{{{ printf \"%.0f\" $values.B.Value }}}} agents for the next 30 minutes",
+                         "description": ("The forecast needs more agents for the queue's service-level goal (Erlang A) "
+                                         "than are ready, busy or in after-call work now: call people in, move "
+                                         "multi-skilled agents, or postpone breaks (the Staffing board).")},
+         "labels": {ROUTE_LABEL: "sla", "severity": "warning", "staffing_rule": "short"}, "isPaused": False},
+        {"uid": MISS_RULE_UID, "title": "ccpulse: forecast missed", "condition": "C",
+         "data": _data(forecast_miss_sql(st.min_forecast), "gt", float(st.forecast_miss)), "noDataState": "OK",
+         "execErrState": "Error", "for": "0s",
+         "annotations": {"summary": f"{where}: contacts {{{{ humanizePercentage $values.B.Value }}}} off the forecast",
+                         "description": (f"Over the last two hours the queue's contacts differ from the forecast by "
+                                         f"more than {st.forecast_miss:.0%} (centre file staffing.forecast_miss): "
+                                         "something the history does not know (an outage, a campaign, a holiday)? "
+                                         "The staffing plan for the rest of the day is off by as much.")},
+         "labels": {ROUTE_LABEL: "sla", "severity": "warning", "staffing_rule": "forecast_miss"}, "isPaused": False},
+    ]
+
+
 def stale_after(centre: CentreConfig, minimum: int = STALE_AFTER_S) -> int:
     """Seconds without a write that mean a stall: ``minimum``, or three refreshes of a slow stream."""
     return max(minimum, int(math.ceil(3 * centre.windows.refresh_s)))
@@ -374,6 +432,7 @@ def build_rules(centre: CentreConfig, *, stale_after_s: int = STALE_AFTER_S) -> 
     rules.append(stale_rule(stale_after_s=stale_after_s))
     rules.append(drift_rule())
     rules.append(dialer_abandon_rule(centre))
+    rules += staffing_rules(centre)
     return {"apiVersion": 1, "groups": [
         {"orgId": 1, "name": GROUP, "folder": FOLDER, "interval": duration(INTERVAL_S), "rules": rules}]}
 

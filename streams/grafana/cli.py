@@ -54,7 +54,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     for p in written:
         print(f"wrote {p}")
     print(f"{len(centre.alerts.rules)} alert rule(s) from the centre file, plus the stale-figures, "
-          "figures-drift and dialer-abandon-rate rules")
+          "figures-drift, dialer-abandon-rate, short-of-agents and forecast-missed rules")
     return 0
 
 

@@ -136,7 +136,7 @@ def test_every_datasource_a_rule_uses_is_provisioned(centre: CentreConfig) -> No
 def test_each_centre_rule_has_one_grafana_rule_with_its_figures(centre: CentreConfig) -> None:
     doc = ar.build_rules(centre)
     got = _by_uid(doc)
-    assert len(got) == len(centre.alerts.rules) + 3
+    assert len(got) == len(centre.alerts.rules) + 5
     assert {ar.STALE_RULE_UID, ar.DRIFT_RULE_UID, ar.DIALER_RULE_UID} <= set(got)
     for rule in centre.alerts.rules:
         matching = [r for r in got.values() if r["labels"].get("rule") == rule.name]
@@ -383,3 +383,36 @@ def test_dialer_rule_judges_each_campaigns_last_day_against_the_limit(ch: ClickH
     res = ch.query(rule["data"][0]["model"]["rawSql"])
     assert res.columns == ["tenant", "campaign", "value"] and res.rows == [("acme", "renewals", 0.05)]
     assert rule["data"][2]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.03]}
+
+
+def test_staffing_rules_see_a_queue_short_of_agents_and_a_missed_forecast(ch: ClickHouse, centre: CentreConfig) -> None:
+    from datetime import date
+
+    from streams.config.centre import QueueConfig
+    from streams.domain import kpi
+    from streams.domain.planning import ForecastRow
+
+    now = int(time.time() * 1000)
+    half = now - now % 1_800_000
+    rows_ = [ForecastRow("plan", "q", half + k * 1_800_000, date.today(), "", 40.0, 30.0, 50.0, 200.0, need)
+             for k, need in ((-5, 9), (-4, 9), (-3, 9), (-2, 9), (-1, 9), (0, 7), (1, 12), (3, 30))]
+    ch.insert(rows.FORECASTS_TABLE, rows.forecast_batch(rows_, 1))
+    # 4 agents of q available now (one of them on a break does not count); 2 on another queue.
+    ch.insert(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(
+        [("plan", f"a{i}", (state, "", now - 60_000, 0, ["q"])) for i, state in
+         enumerate(("ready", "busy", "acw", "ready", "not_ready"))]
+        + [("plan", f"b{i}", ("ready", "", now - 60_000, 0, ["other"])) for i in range(2)], now, 1))
+    short = {(t, q): v for t, q, v in ch.query(ar.short_of_agents_sql()).rows if t == "plan"}
+    assert short == {("plan", "q"): 12 - 4}  # the most the next 30 minutes need (12), less the 4 available
+    # The four half hours that ended 30 min to 2.5 h ago forecast 160 contacts; 100 came.
+    parts = []
+    for k in (-4, -3, -2, -1):
+        v = kpi.zero()
+        v[kpi.IDX["offered"]] = 25
+        parts.append((0, ("plan", "q", "voice", half + k * 1_800_000), v, QueueConfig(), date.today()))
+    ch.insert(rows.KPI_INTERVALS_TABLE, rows.kpi_interval_batch(parts, 1))
+    miss = {(t, q): v for t, q, v in ch.query(ar.forecast_miss_sql(20)).rows if t == "plan"}
+    assert miss == {("plan", "q"): pytest.approx(60 / 160)}
+    rules = {r["uid"]: r for g in ar.build_rules(centre)["groups"] for r in g["rules"]}
+    assert rules[ar.SHORT_RULE_UID]["data"][2]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.5]}
+    assert rules[ar.MISS_RULE_UID]["data"][2]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.3]}

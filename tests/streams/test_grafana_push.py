@@ -231,7 +231,8 @@ def test_alert_rules_for_the_provisioning_api(tmp_path: Path) -> None:
     doc = ar.build_rules(load_centre(centre_file))
     bodies = api_rules(doc, "ops")
     assert [b["uid"] for b in bodies] == ["ccpulse-sla-sl-goal", "ccpulse-sla-queue-depth", ar.STALE_RULE_UID,
-                                             ar.DRIFT_RULE_UID, ar.DIALER_RULE_UID]
+                                             ar.DRIFT_RULE_UID, ar.DIALER_RULE_UID, ar.SHORT_RULE_UID,
+                                             ar.MISS_RULE_UID]
     for b, r in zip(bodies, doc["groups"][0]["rules"]):
         assert b["folderUID"] == "ops" and b["ruleGroup"] == ar.GROUP and b["orgID"] == 1
         assert {k: b[k] for k in r} == r  # the same rule as the file, plus where it lives
