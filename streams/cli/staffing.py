@@ -51,8 +51,12 @@ def cmd_staffing(args: argparse.Namespace) -> int:
                   f"sum(talk_ms + hold_ms + acw_ms) FROM {db}.kpi_intervals_15m WHERE {where} "
                   "GROUP BY queue, interval_start ORDER BY queue, interval_start")
     if not intervals:
-        raise CliError(f"no figures for tenant {args.tenant!r} on {args.day}: check the name and the day "
-                       f"(ccpulse sql \"SELECT DISTINCT tenant, local_day FROM {db}.kpi_daily\")")
+        planned = _from_forecast(args, s, tenant, q)
+        if planned is None:
+            raise CliError(f"no figures for tenant {args.tenant!r} on {args.day}: check the name and the day "
+                           f"(ccpulse sql \"SELECT DISTINCT tenant, local_day FROM {db}.kpi_daily\")")
+        print_result(COLUMNS, planned, args.format)
+        return 0
     days = {r[0]: r[1:] for r in q(
         f"SELECT queue, sum(handled), sum(talk_ms + hold_ms + acw_ms), sum(abandoned), "
         f"sum(wait_answered_ms + wait_abandoned_ms) FROM {db}.kpi_intervals_15m WHERE {where} GROUP BY queue")}
@@ -85,6 +89,29 @@ def cmd_staffing(args: argparse.Namespace) -> int:
                     round(n.staffed, 2), n.gap, _r(n.expected_sl, 3), _r(n.expected_abandon, 3), n.note])
     print_result(COLUMNS, out, args.format)
     return 0
+
+
+def _from_forecast(args: argparse.Namespace, s: Any, tenant_literal: str,
+                   q: Callable[[str], list[tuple[Any, ...]]]) -> list[list[Any]] | None:
+    """A day after the newest one with figures: the plan is the forecast's (per half hour)."""
+    from streams.config.centre import load_centre
+    from streams.domain import planning
+
+    newest = q(planning.today_sql(s.clickhouse_database, tenant_literal))
+    if not newest or not newest[0][0] or str(newest[0][0]).startswith("1970"):
+        return None
+    today = date.fromisoformat(str(newest[0][0])[:10])
+    ahead = (args.day - today).days
+    if not 0 < ahead <= 62:
+        return None
+    centre = load_centre(s.centre_config)
+    first, since = planning.window(centre, args.tenant, today, s.forecast_history_days)
+    rows = planning.forecast_rows(centre, args.tenant, today, first,
+                                  q(planning.history_sql(s.clickhouse_database, tenant_literal, since)), ahead)
+    return [[r.queue, r.label, None if r.offered is None else round(r.offered, 1), r.aht_s, None, None,
+             r.required_agents, None, None, None, None, r.note or f"forecast made {today}: 90 % band "
+             f"{round(r.low or 0, 1)}-{round(r.high or 0, 1)} contacts"]
+            for r in rows if r.day == args.day or (r.offered is None and r.note)]
 
 
 def _r(v: float | None, digits: int) -> float | None:
