@@ -1,0 +1,65 @@
+"""``ccpulse connect``: read a platform's own records into ccpulse (streams/connectors/)."""
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+from streams.cli.common import CliError, print_result, settings_of
+
+
+def configure(add: Callable[..., argparse.ArgumentParser]) -> None:
+    c = add("connect", lambda a: 0, "read a telephony platform's own records into ccpulse")
+    sub = c.add_subparsers(dest="connector", required=True, metavar="PLATFORM")
+    ast = sub.add_parser("asterisk", help="Asterisk / FreePBX queue_log: replay it, or follow it as it grows "
+                                          "(rotation-safe, resuming from its stored position)")
+    ast.set_defaults(fn=cmd_asterisk)
+    ast.add_argument("--queue-log", required=True, help="the queue_log file (/var/log/asterisk/queue_log)")
+    ast.add_argument("--tenant", required=True, help="the tenant its calls belong to")
+    ast.add_argument("--follow", action="store_true", help="keep reading as the file grows (until stopped)")
+    ast.add_argument("--from-start", action="store_true",
+                     help="read the whole file again, not from the stored position (a replay counts nothing twice)")
+    st = sub.add_parser("status", help="each connector's lines, events, skipped verbs and dead letters")
+    st.set_defaults(fn=cmd_status)
+    st.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
+def cmd_asterisk(args: argparse.Namespace) -> int:
+    from streams.connectors.queue_log import map_line
+    from streams.connectors.run import run_lines
+    from streams.domain.recount import quote
+
+    s = settings_of(args)
+    path = Path(args.queue_log)
+    try:
+        quote(args.tenant)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if not path.exists() and not args.follow:
+        raise CliError(f"{path}: no such file (with --follow the connector waits for it)")
+    stopping = {"now": False}
+
+    def stop(*_: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        st = run_lines(s, "asterisk", path, lambda line: map_line(line, args.tenant), follow=args.follow,
+                       from_start=args.from_start, stop=lambda: stopping["now"])
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    print(f"{path}: {st.lines:,} lines read so far: {st.events:,} events, {st.skipped:,} skipped (verbs ccpulse does not count), "
+          f"{st.dead_letters:,} dead letters" + (f" {st.by_reason}" if st.by_reason else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from streams.connectors.run import read_statuses
+
+    rows = [[d["connector"], d["source"], d["lines"], d["events"], d["skipped"], d["dead_letters"], d["offset"],
+             d.get("updated_at")] for d in read_statuses(settings_of(args))]
+    print_result(["connector", "source", "lines", "events", "skipped", "dead_letters", "offset", "updated_at"],
+                 rows, args.format)
+    return 0

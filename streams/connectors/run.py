@@ -1,0 +1,122 @@
+"""Running a connector: lines from a follower, events to the raw topics, bad lines to the dead
+letters, the position stored once the broker has acknowledged a batch, and a status file for
+``ccpulse connect status``."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from streams.config.settings import Settings
+from streams.connectors.follow import LineFollower
+from streams.connectors.queue_log import Mapped, Rejected
+
+log = logging.getLogger("ccpulse.connect")
+
+
+@dataclass
+class Status:
+    connector: str
+    source: str
+    lines: int = 0
+    events: int = 0
+    skipped: int = 0
+    dead_letters: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    offset: int = 0
+    last_line_at: float | None = None
+    updated_at: float = 0.0
+
+
+def status_dir(s: Settings) -> Path:
+    return s.state_dir / "connectors"
+
+
+def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped | Rejected], *, follow: bool,
+              from_start: bool = False, poll_s: float = 0.5, batch: int = 5000,
+              stop: Callable[[], bool] = lambda: False) -> Status:
+    """Send the file's events; ``from_start`` reads it all again (a replay: the event ids are the
+    same, so nothing is counted twice), else it goes on from the stored position."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    key = f"{name}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"  # stable across restarts
+    position_file = status_dir(s) / f"{key}.position.json"
+    if from_start:
+        position_file.unlink(missing_ok=True)
+    follower = LineFollower(path, position_file)
+    status_file = status_dir(s) / f"{key}.status.json"
+    st = _load_status(status_file) or Status(name, str(path))  # counts add up across runs
+    try:
+        producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=20,
+                                 client_id=f"ccpulse-connect-{name}")
+    except KafkaError as e:
+        raise ConnectionError(f"cannot reach Kafka at {s.broker} ({e}): start it (`ccpulse dev up`) "
+                              "or fix CCPULSE_BROKER") from None
+    topics = {"events": s.topic_events, "agent_events": s.topic_agent_events}
+    try:
+        while not stop():
+            lines, pos = follower.read(batch)
+            for offset, line in lines:
+                st.lines += 1
+                out = mapper(line)
+                if isinstance(out, Rejected):
+                    producer.send(s.topic_dead_letters, key=f"{name}:{offset}".encode(),
+                                  value=json.dumps(_dead_letter(out, name, path, offset, line)).encode())
+                    st.dead_letters += 1
+                    st.by_reason[out.reason] = st.by_reason.get(out.reason, 0) + 1
+                    continue
+                st.skipped += out.skipped
+                for e in out.events:
+                    agent = e["type"].startswith("agent_")
+                    producer.send(topics["agent_events" if agent else "events"],
+                                  key=(e["agent_id"] if agent else e["interaction_id"]).encode(),
+                                  value=json.dumps(e, separators=(",", ":")).encode())
+                    st.events += 1
+            if lines:
+                producer.flush()  # acks=all: every event of the batch is on the broker
+                follower.commit(pos)
+                st.offset, st.last_line_at = pos.offset, time.time()
+                _write_status(status_file, st)
+                continue
+            _write_status(status_file, st)
+            if not follow:
+                break
+            time.sleep(poll_s)
+    finally:
+        producer.flush()
+        producer.close()
+        follower.close()
+    return st
+
+
+def _dead_letter(rej: Rejected, name: str, path: Path, offset: int, line: str) -> dict[str, Any]:
+    raw = line.encode("utf-8", "surrogateescape")
+    return {"reason": rej.reason, "error": f"{name} {path}: {rej.error}", "source_topic": f"{name}:{path.name}",
+            "source_partition": 0, "source_offset": offset, "received_at_ms": int(time.time() * 1000),
+            "key": None, "payload_b64": base64.b64encode(raw[:65536]).decode()}
+
+
+def _write_status(path: Path, st: Status) -> None:
+    st.updated_at = time.time()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(st)))
+    os.replace(tmp, path)
+
+
+def _load_status(path: Path) -> Status | None:
+    try:
+        return Status(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def read_statuses(s: Settings) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(status_dir(s).glob("*.status.json"))]
