@@ -210,6 +210,10 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
 
     with private_broker(workdir) as port:
         r = measure_throughput(events_wanted, workdir, port)
+        from bench.intake import measure_intake
+
+        (workdir / "intake").mkdir(exist_ok=True)
+        r.update(measure_intake(workdir / "intake", port))
         if server_url:
             _note("the same events, the worker writing to the ClickHouse server (no embedded engine in it)")
             (workdir / "server").mkdir(exist_ok=True)
@@ -278,6 +282,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("  private memory (RssAnon)", f"{_fmt(r.get('worker_rss_private_mb'), ',.0f')} MB"),
         ("  mapped from files (RssFile)", f"{_fmt(r.get('worker_rss_file_mb'), ',.0f')} MB"),
         ("embedded engine's process RSS", f"{_fmt(r.get('engine_rss_mb'), ',.0f')} MB"),
+        ("HTTP intake: events accepted (16 clients, 400-event requests)", f"{_fmt(r.get('intake_events_per_s'), ',')} "
+                                                                          f"events/s, p99 {_fmt(r.get('intake_p99_ms'), '')} ms"),
         ("forecast_s: 100 queues, a year of history each", f"{_fmt(r.get('forecast_s'), '')} s "
                                                            f"({_fmt(r.get('forecast_cpu_s'), '')} s CPU)"),
     ]

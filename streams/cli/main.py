@@ -386,11 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.cli.staffing import configure as configure_staffing
 
     from streams.cli.connect import configure as configure_connect
+    from streams.cli.intake import configure as configure_intake
 
     configure_report(add)
     configure_staffing(add)
     configure_forecast(add)
     configure_connect(add)
+    configure_intake(add)
     q = add("sql", cmd_sql, "query ClickHouse (through the worker when it owns the embedded engine)")
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")

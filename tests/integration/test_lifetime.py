@@ -76,8 +76,8 @@ def demo_env(tmp_path: Path) -> Any:
 def test_demo_restarts_a_second_demo_and_a_history_load_keep_every_figure_equal_to_the_recount(
         demo_env: dict[str, str], tmp_path: Path) -> None:
     env = demo_env
-    first = simulate(SimConfig.product(seed=1, interactions=2_000))  # what `demo --interactions 2000` sends
-    out = run_cli(env, "demo", "--interactions", "2000", timeout=600).stdout
+    first = simulate(SimConfig.product(seed=1, interactions=1_200))  # what `demo --interactions 1200` sends
+    out = run_cli(env, "demo", "--interactions", "1200", timeout=600).stdout
     assert "a copy of centre.example.yaml" in out and f"interactions stored (whole database): {len(first.truth):,}" in out, out
     assert per_queue(env) == truth_per_queue(first.truth)
     assert verify(env)[0] == 0
@@ -92,29 +92,29 @@ def test_demo_restarts_a_second_demo_and_a_history_load_keep_every_figure_equal_
         w.kill(sig)
         assert per_queue(env) == truth_per_queue(first.truth), f"after a restart ended by {sig!r}"
     code, report = verify(env)
-    assert code == 0 and report["records"] == 2_000, report["differences"][:3]
+    assert code == 0 and report["records"] == 1_200, report["differences"][:3]
 
     # A second demo into the same state: its records are stored before it says so.
-    second = simulate(SimConfig.product(seed=2, interactions=1_000))
-    out = run_cli(env, "demo", "--interactions", "1000", "--seed", "2", timeout=600).stdout
+    second = simulate(SimConfig.product(seed=2, interactions=600))
+    out = run_cli(env, "demo", "--interactions", "600", "--seed", "2", timeout=600).stdout
     assert f"interactions stored (whole database): {len(first.truth) + len(second.truth):,}" in out, out
     assert per_queue(env) == truth_per_queue(first.truth, second.truth)
 
     # A year-old history loaded into the deployment: far past the lateness horizon of the
     # clocks that now stand in March 2026, so only the recount from the records can count it.
-    history = simulate(SimConfig(seed=5, interactions=1_500, start=datetime(2025, 3, 3, tzinfo=timezone.utc)))
+    history = simulate(SimConfig(seed=5, interactions=1_000, start=datetime(2025, 3, 3, tzinfo=timezone.utc)))
     path = tmp_path / "history.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in event_time_order(history)))
     out = run_cli(env, "demo", "--replay", str(path), "--format", "jsonl", timeout=600).stdout
-    stored = len(first.truth) + len(second.truth) + 1_500
+    stored = len(first.truth) + len(second.truth) + 1_000
     assert "recounting" in out and f"interactions stored (whole database): {stored:,}" in out, out
     assert per_queue(env) == truth_per_queue(first.truth, second.truth, history.truth)
     daily = sql(env, "SELECT sum(offered) FROM ccpulse.daily_kpis WHERE local_day < '2026-01-01'")
-    assert int(daily[0][0]) == 1_500
+    assert int(daily[0][0]) == 1_000
     code, report = verify(env)
-    assert code == 0 and report["records"] == 4_500, report["differences"][:3]
+    assert code == 0 and report["records"] == 2_800, report["differences"][:3]
     code, report = verify(env, "--from", "2025-03-01", "--to", "2025-12-31")
-    assert code == 0 and report["records"] == 1_500
+    assert code == 0 and report["records"] == 1_000
 
 
 def _on_partition(prefix: str, partition: int, n: int, partitions: int = 4) -> list[str]:

@@ -1,0 +1,41 @@
+"""``ccpulse intake``: the HTTP intake (streams/intake/app.py) as its own process; ``ccpulse intake
+token --tenant T`` issues a tenant's token."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from streams.cli.common import CliError, settings_of
+
+
+def configure(add: Callable[..., argparse.ArgumentParser]) -> None:
+    sp = add("intake", cmd_intake, "serve POST /v1/events: events in ccpulse's JSON contract over HTTP, "
+                                   "a token per tenant")
+    sp.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 behind a proxy)")
+    sp.add_argument("--port", type=int, default=8088)
+    sub = sp.add_subparsers(dest="intake_command", metavar="ACTION")
+    tok = sub.add_parser("token", help="issue a token that writes one tenant's events (printed once)")
+    tok.add_argument("--tenant", required=True)
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    from streams.domain.recount import quote
+    from streams.intake import tokens
+
+    s = settings_of(args)
+    if getattr(args, "intake_command", None) == "token":
+        try:
+            quote(args.tenant)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        print(tokens.issue(s.state_dir, args.tenant))
+        return 0
+    import uvicorn
+
+    from streams.intake.app import create
+
+    if not tokens.load(s.state_dir):
+        print(f"no intake token yet: every request will be refused (ccpulse intake token --tenant T); "
+              f"tokens live in {tokens.tokens_path(s.state_dir)}")
+    uvicorn.run(create(s), host=args.host, port=args.port, log_level="warning")
+    return 0

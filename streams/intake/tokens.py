@@ -1,0 +1,52 @@
+"""Intake tokens, one or more per tenant: only their SHA-256 is stored (``intake-tokens.json`` in
+the state folder, 0600), so the file does not let anyone write events."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+
+def tokens_path(state_dir: Path) -> Path:
+    return state_dir / "intake-tokens.json"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def load(state_dir: Path) -> dict[str, str]:
+    """sha256 of a token -> its tenant."""
+    try:
+        return dict(json.loads(tokens_path(state_dir).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def issue(state_dir: Path, tenant: str) -> str:
+    """A new token for ``tenant`` (returned once; only its hash is kept)."""
+    token = "cci_" + secrets.token_urlsafe(32)
+    known = load(state_dir)
+    known[_digest(token)] = tenant
+    path = tokens_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(known, f)
+    os.replace(tmp, path)
+    return token
+
+
+def tenant_of(known: dict[str, str], authorization: str | None) -> str | None:
+    """The tenant an ``Authorization: Bearer <token>`` header speaks for, else None."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    digest = _digest(authorization[len("Bearer "):].strip())
+    for stored, tenant in known.items():
+        if hmac.compare_digest(stored, digest):
+            return tenant
+    return None
