@@ -20,6 +20,13 @@ def configure(add: Callable[..., argparse.ArgumentParser]) -> None:
     ast.add_argument("--follow", action="store_true", help="keep reading as the file grows (until stopped)")
     ast.add_argument("--from-start", action="store_true",
                      help="read the whole file again, not from the stored position (a replay counts nothing twice)")
+    ac = sub.add_parser("amazon-connect", help="Amazon Connect contact trace records: a folder of CTR files "
+                                               "(as Kinesis Data Firehose delivers them), read once or followed")
+    ac.set_defaults(fn=cmd_amazon_connect)
+    ac.add_argument("--ctr", required=True, help="the folder of CTR files")
+    ac.add_argument("--tenant", required=True)
+    ac.add_argument("--follow", action="store_true", help="keep reading new files (until stopped)")
+    ac.add_argument("--from-start", action="store_true", help="read every file again")
     st = sub.add_parser("status", help="each connector's lines, events, skipped verbs and dead letters")
     st.set_defaults(fn=cmd_status)
     st.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -52,6 +59,30 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     print(f"{path}: {st.lines:,} lines read so far: {st.events:,} events, {st.skipped:,} skipped (verbs ccpulse does not count), "
           f"{st.dead_letters:,} dead letters" + (f" {st.by_reason}" if st.by_reason else ""))
+    return 0
+
+
+def cmd_amazon_connect(args: argparse.Namespace) -> int:
+    from streams.connectors.run import run_ctr_dir
+    from streams.domain.recount import quote
+
+    s = settings_of(args)
+    folder = Path(args.ctr)
+    try:
+        quote(args.tenant)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if not folder.is_dir():
+        raise CliError(f"{folder}: not a folder of contact record files")
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    try:
+        st = run_ctr_dir(s, folder, args.tenant, follow=args.follow, from_start=args.from_start,
+                         stop=lambda: stopping["now"])
+    except ConnectionError as e:
+        raise CliError(str(e)) from None
+    print(f"{folder}: {st.lines:,} contact records read so far: {st.events:,} events, {st.skipped:,} skipped "
+          f"(never queued nor connected), {st.dead_letters:,} dead letters")
     return 0
 
 

@@ -120,3 +120,61 @@ def _load_status(path: Path) -> Status | None:
 
 def read_statuses(s: Settings) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(status_dir(s).glob("*.status.json"))]
+
+
+def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from_start: bool = False,
+                poll_s: float = 2.0, stop: Callable[[], bool] = lambda: False) -> Status:
+    """Every contact record file in ``directory`` (new files, and files that grew, are read; the
+    ids make a file read twice a no-op), bad records to the dead letters."""
+    from kafka import KafkaProducer
+
+    from streams.connectors.amazon_connect import map_ctr, records_of
+
+    key = f"amazon-connect-{hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:10]}"
+    seen_file = status_dir(s) / f"{key}.files.json"
+    status_file = status_dir(s) / f"{key}.status.json"
+    if from_start:
+        seen_file.unlink(missing_ok=True)
+    try:
+        seen: dict[str, int] = json.loads(seen_file.read_text())
+    except (OSError, ValueError):
+        seen = {}
+    st = _load_status(status_file) or Status("amazon-connect", str(directory))
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=20,
+                             client_id="ccpulse-connect-amazon-connect")
+    try:
+        while not stop():
+            files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+            todo = [p for p in files if seen.get(p.name) != p.stat().st_size]
+            for path in todo:
+                size = path.stat().st_size
+                for i, rec in enumerate(records_of(path.read_text(errors="replace"))):
+                    st.lines += 1
+                    out = map_ctr(rec, tenant) if not isinstance(rec, str) else Rejected("garbled_line", "not JSON")
+                    if isinstance(out, Rejected):
+                        producer.send(s.topic_dead_letters, key=f"amazon-connect:{path.name}:{i}".encode(),
+                                      value=json.dumps(_dead_letter(out, "amazon-connect", path, i,
+                                                                    json.dumps(rec)[:65536])).encode())
+                        st.dead_letters += 1
+                        st.by_reason[out.reason] = st.by_reason.get(out.reason, 0) + 1
+                        continue
+                    st.skipped += out.skipped
+                    for e in out.events:
+                        producer.send(s.topic_events, key=e["interaction_id"].encode(),
+                                      value=json.dumps(e, separators=(",", ":")).encode())
+                        st.events += 1
+                producer.flush()
+                seen[path.name] = size
+                seen_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = seen_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(seen))
+                os.replace(tmp, seen_file)
+                st.offset, st.last_line_at = len(seen), time.time()
+            _write_status(status_file, st)
+            if not follow:
+                break
+            time.sleep(poll_s)
+    finally:
+        producer.flush()
+        producer.close()
+    return st
