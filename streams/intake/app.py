@@ -29,7 +29,9 @@ MAX_EVENTS = 1000
 IN_FLIGHT = 64  # requests being produced at once; more wait briefly, then get 503
 
 
-def create(s: Settings) -> Starlette:
+def create(s: Settings, public_url: str | None = None) -> Starlette:
+    """``public_url``: the scheme and host Twilio calls (behind a proxy the request's own URL
+    differs, and the callbacks' signature covers the URL)."""
     counters: dict[str, Any] = {"accepted": 0, "refused": 0, "requests": 0, "by_reason": {}}
     state: dict[str, Any] = {}
     slots = asyncio.Semaphore(IN_FLIGHT)
@@ -111,8 +113,43 @@ def create(s: Settings) -> Starlette:
         counters["accepted"] += len(out)
         return JSONResponse({"accepted": len(out)}, status_code=202)
 
+    async def twilio(request: Request) -> JSONResponse:
+        """TaskRouter's event callbacks for one tenant, signed with that tenant's Twilio auth token."""
+        from streams.connectors.queue_log import Rejected as LineRejected
+        from streams.connectors.twilio import map_callback, signed
+
+        counters["requests"] += 1
+        tenant = request.path_params["tenant"]
+        auth = tokens.twilio_token(s.state_dir, tenant)
+        from urllib.parse import parse_qsl
+
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+        url = (public_url.rstrip("/") + request.url.path) if public_url else str(request.url)
+        if auth is None or not signed(auth, url, form, request.headers.get("x-twilio-signature")):
+            return refuse(403, "bad_signature", "not signed by this tenant's Twilio auth token "
+                                                "(ccpulse intake twilio --tenant T stores it)")
+        out = map_callback(form, tenant)
+        producer = state["producer"]
+        if isinstance(out, LineRejected):
+            letter = {"reason": out.reason, "error": f"twilio: {out.error}", "source_topic": f"twilio:{tenant}",
+                      "source_partition": 0,
+                      "source_offset": int(__import__("hashlib").sha1(json.dumps(form, sort_keys=True).encode())
+                                           .hexdigest()[:15], 16),
+                      "received_at_ms": int(time.time() * 1000), "key": None,
+                      "payload_b64": __import__("base64").b64encode(json.dumps(form).encode()).decode()}
+            await (await producer.send(s.topic_dead_letters, value=json.dumps(letter).encode()))
+            counters["by_reason"][out.reason] = counters["by_reason"].get(out.reason, 0) + 1
+            return JSONResponse({"dead_letter": out.reason}, status_code=200)  # a retry would not help
+        sent = [await producer.send(s.topic_agent_events if e["type"].startswith("agent_") else s.topic_events,
+                                    key=(e.get("agent_id") if e["type"].startswith("agent_") else e["interaction_id"]).encode(),
+                                    value=json.dumps(e, separators=(",", ":")).encode()) for e in out.events]
+        await asyncio.gather(*sent)
+        counters["accepted"] += len(out.events)
+        return JSONResponse({"accepted": len(out.events), "skipped": out.skipped})
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", **counters})
 
-    return Starlette(routes=[Route("/v1/events", events, methods=["POST"]), Route("/health", health)],
+    return Starlette(routes=[Route("/v1/events", events, methods=["POST"]),
+                             Route("/v1/twilio/{tenant}", twilio, methods=["POST"]), Route("/health", health)],
                      lifespan=lifespan)

@@ -50,3 +50,31 @@ def tenant_of(known: dict[str, str], authorization: str | None) -> str | None:
         if hmac.compare_digest(stored, digest):
             return tenant
     return None
+
+
+def twilio_path(state_dir: Path) -> Path:
+    return state_dir / "twilio-auth.json"
+
+
+def set_twilio(state_dir: Path, tenant: str, auth_token: str) -> None:
+    """The tenant's Twilio auth token, which signs its TaskRouter callbacks (kept as is: the
+    signature check needs it; the file is 0600)."""
+    path = twilio_path(state_dir)
+    try:
+        known = dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        known = {}
+    known[tenant] = auth_token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(known, f)
+    os.replace(tmp, path)
+
+
+def twilio_token(state_dir: Path, tenant: str) -> str | None:
+    try:
+        return dict(json.loads(twilio_path(state_dir).read_text())).get(tenant)
+    except (OSError, ValueError):
+        return None
