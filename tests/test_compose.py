@@ -37,8 +37,8 @@ DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "clickhouse.ya
 DASHBOARD_PROVIDERS = ROOT / "grafana" / "provisioning" / "dashboards" / "ccpulse.yaml"
 CONTACT_POINTS = ROOT / "grafana" / "provisioning" / "alerting" / "contact-points.yaml"
 
-EXPECTED_SERVICES = {"kafka", "clickhouse", "setup", "worker", "simulator", "grafana"}
-APP_SERVICES = {"setup", "worker", "simulator"}
+EXPECTED_SERVICES = {"kafka", "clickhouse", "setup", "worker", "simulator", "grafana", "intake"}
+APP_SERVICES = {"setup", "worker", "simulator", "intake"}
 DATASOURCE_UID = "ccpulse-clickhouse"
 DATASOURCE_TYPE = "grafana-clickhouse-datasource"
 GRAFANA_DB_USER = "grafana"  # the read-only ClickHouse user the datasource connects as
