@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 #: Tables of sql/migrations with a ``tenant`` column; every other table is hidden from clients.
 TENANT_TABLES = ("raw_events", "interactions", "queue_settings", "kpi_interval_parts", "kpi_live_parts",
                  "agent_intervals", "agent_not_ready_intervals", "agent_live", "alerts", "figure_repairs",
-                 "team_config", "forecasts")
+                 "team_config", "forecasts", "staffing_live")
 OTHER_TABLES = ("dead_letters", "schema_migrations", "schema_views")
 READONLY_PROFILE = "ccpulse_readonly"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -162,6 +162,23 @@ def forecast_batch(forecasts: Iterable[Any], version: int) -> pa.Table:
     return _table(cols, FORECAST_COLUMNS)
 
 
+STAFFING_LIVE_TABLE = "staffing_live"
+STAFFING_LIVE_COLUMNS: dict[str, pa.DataType] = {
+    "tenant": pa.string(), "queue": pa.string(), "window_minutes": pa.uint32(), "offered": pa.uint64(),
+    "aht_s": pa.float64(), "patience_s": pa.float64(), "required_agents": pa.uint32(), "available": pa.uint32(),
+    "expected_sl": pa.float64(), "expected_abandon": pa.float64(), "note": pa.string(), "snapshot_at": _TS,
+    "version": pa.uint64(),
+}
+
+
+def staffing_live_batch(items: Iterable[dict[str, Any]], version: int) -> pa.Table:
+    cols: dict[str, list[Any]] = {n: [] for n in STAFFING_LIVE_COLUMNS}
+    for it in items:
+        for n in STAFFING_LIVE_COLUMNS:
+            cols[n].append(version if n == "version" else it.get(n))
+    return _table(cols, STAFFING_LIVE_COLUMNS)
+
+
 QUEUE_SETTINGS_TABLE = "queue_settings"
 QUEUE_SETTINGS_COLUMNS: dict[str, pa.DataType] = {
     "tenant": pa.string(), "queue": pa.string(), "sl_threshold_s": pa.uint32(), "sl_goal": pa.float64(),

@@ -72,3 +72,27 @@ def need(offered: int, handled: int, handle_ms: int, day: QueueDay, staffed: flo
         exp_sl, exp_ab = 0.0, None
     return IntervalNeed(offered, aht_ms / 1000, patience, math.ceil(c / k), math.ceil(a / k), staffed, exp_sl,
                         exp_ab, "" if k == 1 else f"{k:.1f} contacts per agent at once")
+
+
+def now(offered: int, window_s: int, handled: int, handle_ms: int, abandoned: int, wait_ms: int, available: int,
+        threshold_s: int, goal: float, variant: str) -> dict[str, object]:
+    """Agents a queue needs at the rate of its last rolling window, and what those available now
+    can be expected to give (Erlang A; patience from the window's abandons and waits)."""
+    out: dict[str, object] = {"offered": offered, "available": available, "note": ""}
+    if offered == 0:
+        out.update(required_agents=0, note="no contacts in the window")
+        return out
+    if handled == 0:
+        out["note"] = "no contact handled in the window: no handle time to staff by"
+        return out
+    aht_ms = handle_ms / handled
+    theta = patience_rate(abandoned, wait_ms / 1000)
+    lam, mu = offered / window_s, 1000 / aht_ms
+    out.update(aht_s=round(aht_ms / 1000, 1), patience_s=None if theta == 0 else round(1 / theta, 1),
+               required_agents=required_agents(lam, mu, theta, threshold_s, goal, variant).agents)
+    if available >= 1 and (theta > 0 or lam < available * mu):
+        e = expected(lam, mu, theta, available, threshold_s, variant)
+        out.update(expected_sl=e.service_level, expected_abandon=e.abandon_rate)
+    elif available == 0 or theta == 0:
+        out.update(expected_sl=0.0)
+    return out

@@ -731,6 +731,16 @@ def staffing() -> Json:
                 f"INTERVAL 30 MINUTE) FROM {DB}.kpi_interval_parts WHERE {TENANT}) "
                 "ORDER BY queue, interval_start LIMIT 8 BY queue")],
         sort_by=None)
+    now = table(
+        "Now", "Per queue, at the rate of the last rolling window (15 minutes): the agents Erlang A says the "
+        "queue needs for its goal, those available now (ready, busy or after-call work), and the service level "
+        "and abandonment those can be expected to give. Recomputed every minute.",
+        [target(f"SELECT queue, offered AS contacts_in_window, required_agents, available AS available_now, "
+                f"toInt64(available) - toInt64(required_agents) AS spare, expected_sl, expected_abandon, note "
+                f"FROM {DB}.staffing_live FINAL WHERE {STAFF_FILTER} ORDER BY queue")],
+        fieldconfig=field_config(overrides=[{"matcher": {"id": "byRegexp", "options": "expected_.*"},
+                                             "properties": [{"id": "unit", "value": "percentunit"},
+                                                            {"id": "decimals", "value": 1}]}]))
     error = stat(
         "Forecast error", "WAPE of the forecast over the half hours in the range that have happened: sum of "
         "|offered - forecast| / sum of offered.",
@@ -744,7 +754,7 @@ def staffing() -> Json:
                     "(Erlang A, the queue's own goal) against staffed, and the next hours against the agents "
                     "available now. docs/staffing.md says how each is computed.",
         variables=[tenant_var(), queue_var()],
-        panels=layout([[(forecast, 16, 9), (error, 8, 9)], [(agents, 12, 9), (short, 12, 9)]]))
+        panels=layout([[(now, 24, 6)], [(forecast, 16, 9), (error, 8, 9)], [(agents, 12, 9), (short, 12, 9)]]))
 
 
 # --- all of them --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import pytest
 from streams.clickhouse import rows
 from streams.clickhouse.connect import connect
 from streams.config.centre import load_centre
+from streams.domain import kpi
+from streams.domain.staffing import now as needed_now
 from streams.domain import planning
 from streams.domain.agents import IntervalFigures
 from streams.grafana.macros import expand
@@ -44,12 +46,22 @@ def planned(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         figures.append(("acme", agent, per))
     intervals, _ = rows.agent_batches(figures, 1)
     ch.insert(rows.AGENT_INTERVALS_TABLE, intervals)
+    # The last 15 minutes of the live stream (a partition no worker owns: the worker leaves it be).
+    live = kpi.zero()
+    for f, v in (("offered", 40), ("answered", 36), ("abandoned", 4), ("handled", 30), ("talk_ms", 30 * 200_000),
+                 ("wait_answered_ms", 36 * 20_000), ("wait_abandoned_ms", 4 * 60_000)):
+        live[kpi.IDX[f]] = v
+    for window in (5, 15, 60):
+        ch.insert(rows.KPI_LIVE_TABLE, rows.kpi_live_batch(
+            [(65535, ("acme", "sales", "voice"), window, live, 0, None, start + 60 * Q15)], 1))
     ch.insert(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(
         [("acme", a, ("ready", "", start + 40 * Q15, 0, ["sales"])) for a in ("ann", "bob", "cy")], start + 60 * Q15, 1))
     ch.close()
     w = Worker(env, tmp / "worker.log").start()
     try:
         wait_for(lambda: w.query("SELECT count() FROM ccpulse.forecasts")[0][0] > 0, 120, "forecasts stored", interval=1.0)
+        wait_for(lambda: w.query("SELECT count() FROM ccpulse.staffing_live")[0][0] > 0, 60, "staffing now stored",
+                 interval=1.0)
         yield w
     finally:
         w.stop()
@@ -94,3 +106,11 @@ def test_the_next_hours_need_more_agents_than_the_three_available(planned: Worke
     got = _post(planned, sql)["rows"]
     assert 1 <= len(got) <= 8 and all(r[4] == 3 and r[5] == r[3] - 3 for r in got)
     assert date.fromisoformat(str(got[0][1])[:10]) >= TODAY
+
+
+def test_the_agents_needed_now_are_erlang_a_at_the_windows_rate(planned: Worker) -> None:
+    got = planned.query("SELECT queue, offered, required_agents, available, expected_sl FROM ccpulse.staffing_live "
+                        "FINAL WHERE tenant = 'acme'")
+    want = needed_now(40, 900, 30, 30 * 200_000, 4, 36 * 20_000 + 4 * 60_000, 3, 20, 0.8, "abandons_count_against")
+    assert got == [("sales", 40, want["required_agents"], 3, pytest.approx(want["expected_sl"]))]
+    assert want["required_agents"] > 3  # 40 contacts of 200 s in 15 minutes: more than the three on the floor

@@ -55,6 +55,29 @@ class PlanningFlow:
         log.info("forecasts recomputed: %d rows for %d tenants", written, len(tenants))
         return written
 
+    async def live(self) -> int:
+        """Agents needed at the last rolling window's rate, per queue, beside those available now."""
+        from streams.domain.staffing import now as needed_now
+
+        w = self.w
+        minutes = next((m for m in w.centre.windows.rolling_minutes if m >= 15), max(w.centre.windows.rolling_minutes))
+        figures = (await w.writer.read(lambda db: (
+            f"SELECT tenant, queue, sum(offered), sum(handled), sum(talk_ms + hold_ms + acw_ms), sum(abandoned), "
+            f"sum(wait_answered_ms + wait_abandoned_ms), toUInt64(toUnixTimestamp(max(snapshot_at))) * 1000 "
+            f"FROM {db}.kpi_live "
+            f"WHERE window_minutes = {int(minutes)} AND queue != '' GROUP BY tenant, queue"))).rows
+        available = {(t, q): int(n) for t, q, n in (await w.writer.read(lambda db: (
+            f"SELECT tenant, queue, sum(agents) FROM {db}.agents_by_state WHERE state IN ('ready', 'busy', 'acw') "
+            "GROUP BY tenant, queue"))).rows}
+        out = []
+        for tenant, queue, offered, handled, handle_ms, abandoned, wait_ms, snapshot in figures:
+            qc = w.centre.queue(tenant, queue)
+            row = needed_now(int(offered), minutes * 60, int(handled), int(handle_ms), int(abandoned), int(wait_ms),
+                             available.get((tenant, queue), 0), qc.sl_threshold_s, qc.sl_goal, qc.sl_variant)
+            out.append({**row, "tenant": tenant, "queue": queue, "window_minutes": minutes, "snapshot_at": snapshot})
+        await w.writer.write(rows.STAFFING_LIVE_TABLE, rows.staffing_live_batch(out, w.next_version()))
+        return len(out)
+
     def register(self, app: faust.App) -> None:
         every = max(1.0, min(60.0, self.w.settings.forecast_interval_s or 60.0))
 
@@ -63,3 +86,5 @@ class PlanningFlow:
             """Every CCPULSE_FORECAST_INTERVAL_S (and once soon after the start)."""
             if self.due():
                 await self.recompute()
+            if self.w.settings.forecast_interval_s and 0 in self.w.owned():
+                await self.live()
