@@ -82,8 +82,9 @@ def test_demo_restarts_a_second_demo_and_a_history_load_keep_every_figure_equal_
     assert per_queue(env) == truth_per_queue(first.truth)
     assert verify(env)[0] == 0
 
-    # A plain restart, then one killed after it rebuilt: finished intervals must not move.
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    # A restart killed after it rebuilt (the harsher case; every other test stops its workers with
+    # SIGTERM): finished intervals must not move.
+    for sig in (signal.SIGKILL,):
         w = Worker(env, tmp_path / f"restart-{sig}.log").start()
         wait_for(lambda: w.health()["rows_written"].get("kpi_interval_parts", 0) > 0, 90,
                  "the restarted worker to rebuild and write its figures")
