@@ -32,19 +32,15 @@ def configure(add: Callable[..., argparse.ArgumentParser]) -> None:
     st.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
 
-def cmd_asterisk(args: argparse.Namespace) -> int:
-    from streams.connectors.queue_log import map_line
-    from streams.connectors.run import run_lines
+def _run(args: argparse.Namespace, source: Path, run: Callable[..., Any], what: str) -> int:
+    """The tenant checked, SIGTERM and Ctrl-C ending a --follow cleanly (after its batch), a summary."""
     from streams.domain.recount import quote
 
     s = settings_of(args)
-    path = Path(args.queue_log)
     try:
         quote(args.tenant)
     except ValueError as e:
         raise CliError(str(e)) from None
-    if not path.exists() and not args.follow:
-        raise CliError(f"{path}: no such file (with --follow the connector waits for it)")
     stopping = {"now": False}
 
     def stop(*_: Any) -> None:
@@ -53,37 +49,32 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        st = run_lines(s, "asterisk", path, lambda line: map_line(line, args.tenant), follow=args.follow,
-                       from_start=args.from_start, stop=lambda: stopping["now"])
+        st = run(s, source, follow=args.follow, from_start=args.from_start, stop=lambda: stopping["now"])
     except ConnectionError as e:
         raise CliError(str(e)) from None
-    print(f"{path}: {st.lines:,} lines read so far: {st.events:,} events, {st.skipped:,} skipped (verbs ccpulse does not count), "
+    print(f"{source}: {st.lines:,} {what} read so far: {st.events:,} events, {st.skipped:,} skipped, "
           f"{st.dead_letters:,} dead letters" + (f" {st.by_reason}" if st.by_reason else ""))
     return 0
 
 
+def cmd_asterisk(args: argparse.Namespace) -> int:
+    from streams.connectors.queue_log import map_line
+    from streams.connectors.run import run_lines
+
+    path = Path(args.queue_log)
+    if not path.exists() and not args.follow:
+        raise CliError(f"{path}: no such file (with --follow the connector waits for it)")
+    return _run(args, path, lambda s, p, **kw: run_lines(s, "asterisk", p, lambda line: map_line(line, args.tenant), **kw),
+                "lines")
+
+
 def cmd_amazon_connect(args: argparse.Namespace) -> int:
     from streams.connectors.run import run_ctr_dir
-    from streams.domain.recount import quote
 
-    s = settings_of(args)
     folder = Path(args.ctr)
-    try:
-        quote(args.tenant)
-    except ValueError as e:
-        raise CliError(str(e)) from None
     if not folder.is_dir():
         raise CliError(f"{folder}: not a folder of contact record files")
-    stopping = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
-    try:
-        st = run_ctr_dir(s, folder, args.tenant, follow=args.follow, from_start=args.from_start,
-                         stop=lambda: stopping["now"])
-    except ConnectionError as e:
-        raise CliError(str(e)) from None
-    print(f"{folder}: {st.lines:,} contact records read so far: {st.events:,} events, {st.skipped:,} skipped "
-          f"(never queued nor connected), {st.dead_letters:,} dead letters")
-    return 0
+    return _run(args, folder, lambda s, p, **kw: run_ctr_dir(s, p, args.tenant, **kw), "contact records")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -32,8 +32,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.events import event_adapter
-from streams.connectors.queue_log import Mapped, Rejected
+from streams.connectors.queue_log import Mapped, Rejected, checked
 
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "TASK": "social", "EMAIL": "email"}
 
@@ -97,12 +96,7 @@ def map_ctr(ctr: Any, tenant: str) -> Mapped | Rejected:
         ev("abandoned", deq or end)
     if not events:
         return Mapped([], skipped=True)  # never queued nor connected (an IVR-only or API contact)
-    try:
-        for e in events:
-            event_adapter.validate_python(e)
-    except Exception as e:  # noqa: BLE001 -- pydantic's ValidationError
-        return Rejected("invalid_value", f"contact {cid}: " + str(e).splitlines()[-1][:300])
-    return Mapped(events)
+    return checked(events, f"contact {cid}")
 
 
 def records_of(text: str) -> list[Any]:

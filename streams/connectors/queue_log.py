@@ -50,6 +50,16 @@ class Mapped:
     skipped: bool = False  # a known verb that carries nothing ccpulse counts
 
 
+def checked(events: list[dict[str, Any]], what: str) -> Mapped | Rejected:
+    """The events, each valid by the contract's models, or why not (for the dead letters)."""
+    try:
+        for e in events:
+            event_adapter.validate_python(e)
+    except Exception as e:  # noqa: BLE001 -- pydantic's ValidationError: a field the contract refuses
+        return Rejected("invalid_value", f"{what}: " + str(e).splitlines()[-1][:300])
+    return Mapped(events)
+
+
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
 
@@ -116,9 +126,4 @@ def map_line(line: str, tenant: str) -> Mapped | Rejected:
             member("agent_ready")
     else:
         return Rejected("unknown_verb", f"verb {verb[:40]!r} is not one Asterisk's queue_log documents")
-    try:
-        for e in events:
-            event_adapter.validate_python(e)
-    except Exception as e:  # noqa: BLE001 -- pydantic's ValidationError: a field the contract refuses
-        return Rejected("invalid_value", str(e).splitlines()[0][:300] + " " + str(e).splitlines()[-1][:300])
-    return Mapped(events)
+    return checked(events, verb)

@@ -43,9 +43,6 @@ def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped
               stop: Callable[[], bool] = lambda: False) -> Status:
     """Send the file's events; ``from_start`` reads it all again (a replay: the event ids are the
     same, so nothing is counted twice), else it goes on from the stored position."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
     key = f"{name}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"  # stable across restarts
     position_file = status_dir(s) / f"{key}.position.json"
     if from_start:
@@ -53,32 +50,13 @@ def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped
     follower = LineFollower(path, position_file)
     status_file = status_dir(s) / f"{key}.status.json"
     st = _load_status(status_file) or Status(name, str(path))  # counts add up across runs
-    try:
-        producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=20,
-                                 client_id=f"ccpulse-connect-{name}")
-    except KafkaError as e:
-        raise ConnectionError(f"cannot reach Kafka at {s.broker} ({e}): start it (`ccpulse dev up`) "
-                              "or fix CCPULSE_BROKER") from None
-    topics = {"events": s.topic_events, "agent_events": s.topic_agent_events}
+    producer = _producer(s, name)
     try:
         while not stop():
             lines, pos = follower.read(batch)
             for offset, line in lines:
-                st.lines += 1
-                out = mapper(line)
-                if isinstance(out, Rejected):
-                    producer.send(s.topic_dead_letters, key=f"{name}:{offset}".encode(),
-                                  value=json.dumps(_dead_letter(out, name, path, offset, line)).encode())
-                    st.dead_letters += 1
-                    st.by_reason[out.reason] = st.by_reason.get(out.reason, 0) + 1
-                    continue
-                st.skipped += out.skipped
-                for e in out.events:
-                    agent = e["type"].startswith("agent_")
-                    producer.send(topics["agent_events" if agent else "events"],
-                                  key=(e["agent_id"] if agent else e["interaction_id"]).encode(),
-                                  value=json.dumps(e, separators=(",", ":")).encode())
-                    st.events += 1
+                _send(producer, s, st, mapper(line), f"{name}:{offset}",
+                      lambda rej: _dead_letter(rej, name, path, offset, line))
             if lines:
                 producer.flush()  # acks=all: every event of the batch is on the broker
                 follower.commit(pos)
@@ -96,6 +74,37 @@ def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped
     return st
 
 
+def _producer(s: Settings, name: str) -> Any:
+    """A producer whose flush returns once the broker has every message (acks=all)."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=20,
+                             client_id=f"ccpulse-connect-{name}")
+    except KafkaError as e:
+        raise ConnectionError(f"cannot reach Kafka at {s.broker} ({e}): start it (`ccpulse dev up`) "
+                              "or fix CCPULSE_BROKER") from None
+
+
+def _send(producer: Any, s: Settings, st: Status, out: Mapped | Rejected, key: str,
+          letter: Callable[[Rejected], dict[str, Any]]) -> None:
+    """One record's events to their raw topics, or its dead letter; counted in ``st``."""
+    st.lines += 1
+    if isinstance(out, Rejected):
+        producer.send(s.topic_dead_letters, key=key.encode(), value=json.dumps(letter(out)).encode())
+        st.dead_letters += 1
+        st.by_reason[out.reason] = st.by_reason.get(out.reason, 0) + 1
+        return
+    st.skipped += out.skipped
+    for e in out.events:
+        agent = e["type"].startswith("agent_")
+        producer.send(s.topic_agent_events if agent else s.topic_events,
+                      key=(e["agent_id"] if agent else e["interaction_id"]).encode(),
+                      value=json.dumps(e, separators=(",", ":")).encode())
+        st.events += 1
+
+
 def _dead_letter(rej: Rejected, name: str, path: Path, offset: int, line: str) -> dict[str, Any]:
     raw = line.encode("utf-8", "surrogateescape")
     return {"reason": rej.reason, "error": f"{name} {path}: {rej.error}", "source_topic": f"{name}:{path.name}",
@@ -103,12 +112,16 @@ def _dead_letter(rej: Rejected, name: str, path: Path, offset: int, line: str) -
             "key": None, "payload_b64": base64.b64encode(raw[:65536]).decode()}
 
 
-def _write_status(path: Path, st: Status) -> None:
-    st.updated_at = time.time()
+def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(st)))
+    tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+def _write_status(path: Path, st: Status) -> None:
+    st.updated_at = time.time()
+    _write_json(path, asdict(st))
 
 
 def _load_status(path: Path) -> Status | None:
@@ -126,8 +139,6 @@ def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from
                 poll_s: float = 2.0, stop: Callable[[], bool] = lambda: False) -> Status:
     """Every contact record file in ``directory`` (new files, and files that grew, are read; the
     ids make a file read twice a no-op), bad records to the dead letters."""
-    from kafka import KafkaProducer
-
     from streams.connectors.amazon_connect import map_ctr, records_of
 
     key = f"amazon-connect-{hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:10]}"
@@ -140,8 +151,7 @@ def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from
     except (OSError, ValueError):
         seen = {}
     st = _load_status(status_file) or Status("amazon-connect", str(directory))
-    producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=20,
-                             client_id="ccpulse-connect-amazon-connect")
+    producer = _producer(s, "amazon-connect")
     try:
         while not stop():
             files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -149,26 +159,12 @@ def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from
             for path in todo:
                 size = path.stat().st_size
                 for i, rec in enumerate(records_of(path.read_text(errors="replace"))):
-                    st.lines += 1
                     out = map_ctr(rec, tenant) if not isinstance(rec, str) else Rejected("garbled_line", "not JSON")
-                    if isinstance(out, Rejected):
-                        producer.send(s.topic_dead_letters, key=f"amazon-connect:{path.name}:{i}".encode(),
-                                      value=json.dumps(_dead_letter(out, "amazon-connect", path, i,
-                                                                    json.dumps(rec)[:65536])).encode())
-                        st.dead_letters += 1
-                        st.by_reason[out.reason] = st.by_reason.get(out.reason, 0) + 1
-                        continue
-                    st.skipped += out.skipped
-                    for e in out.events:
-                        producer.send(s.topic_events, key=e["interaction_id"].encode(),
-                                      value=json.dumps(e, separators=(",", ":")).encode())
-                        st.events += 1
+                    _send(producer, s, st, out, f"amazon-connect:{path.name}:{i}",
+                          lambda rej: _dead_letter(rej, "amazon-connect", path, i, json.dumps(rec)[:65536]))
                 producer.flush()
                 seen[path.name] = size
-                seen_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = seen_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(seen))
-                os.replace(tmp, seen_file)
+                _write_json(seen_file, seen)
                 st.offset, st.last_line_at = len(seen), time.time()
             _write_status(status_file, st)
             if not follow:

@@ -25,8 +25,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from schemas.events import event_adapter
-from streams.connectors.queue_log import Mapped, Rejected
+from streams.connectors.queue_log import Mapped, Rejected, checked
 
 CHANNELS = {"voice": "voice", "chat": "chat", "sms": "social", "email": "email", "default": "voice"}
 READY = {"available", "idle"}
@@ -96,9 +95,4 @@ def map_callback(form: Mapping[str, str], tenant: str) -> Mapped | Rejected:
         return Mapped([], skipped=True)
     if any(e.get("interaction_id", "x") is None or e.get("agent_id", "x") is None for e in events):
         return Rejected("missing_field", f"{kind} without {'TaskSid' if task is None else 'WorkerName'}")
-    try:
-        for e in events:
-            event_adapter.validate_python(e)
-    except Exception as e:  # noqa: BLE001 -- pydantic's ValidationError
-        return Rejected("invalid_value", f"{kind}: " + str(e).splitlines()[-1][:300])
-    return Mapped(events)
+    return checked(events, kind)

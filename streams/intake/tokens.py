@@ -10,6 +10,23 @@ import secrets
 from pathlib import Path
 
 
+def _read(path: Path) -> dict[str, str]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_private(path: Path, data: dict[str, str]) -> None:
+    """Atomically, readable by this user only (0600) from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
 def tokens_path(state_dir: Path) -> Path:
     return state_dir / "intake-tokens.json"
 
@@ -20,10 +37,7 @@ def _digest(token: str) -> str:
 
 def load(state_dir: Path) -> dict[str, str]:
     """sha256 of a token -> its tenant."""
-    try:
-        return dict(json.loads(tokens_path(state_dir).read_text()))
-    except (OSError, ValueError):
-        return {}
+    return _read(tokens_path(state_dir))
 
 
 def issue(state_dir: Path, tenant: str) -> str:
@@ -31,13 +45,7 @@ def issue(state_dir: Path, tenant: str) -> str:
     token = "cci_" + secrets.token_urlsafe(32)
     known = load(state_dir)
     known[_digest(token)] = tenant
-    path = tokens_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(known, f)
-    os.replace(tmp, path)
+    _write_private(tokens_path(state_dir), known)
     return token
 
 
@@ -59,22 +67,10 @@ def twilio_path(state_dir: Path) -> Path:
 def set_twilio(state_dir: Path, tenant: str, auth_token: str) -> None:
     """The tenant's Twilio auth token, which signs its TaskRouter callbacks (kept as is: the
     signature check needs it; the file is 0600)."""
-    path = twilio_path(state_dir)
-    try:
-        known = dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        known = {}
+    known = _read(twilio_path(state_dir))
     known[tenant] = auth_token
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(known, f)
-    os.replace(tmp, path)
+    _write_private(twilio_path(state_dir), known)
 
 
 def twilio_token(state_dir: Path, tenant: str) -> str | None:
-    try:
-        return dict(json.loads(twilio_path(state_dir).read_text())).get(tenant)
-    except (OSError, ValueError):
-        return None
+    return _read(twilio_path(state_dir)).get(tenant)
