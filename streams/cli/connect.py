@@ -27,6 +27,8 @@ def configure(add: Callable[..., argparse.ArgumentParser]) -> None:
     ac.add_argument("--tenant", required=True)
     ac.add_argument("--follow", action="store_true", help="keep reading new files (until stopped)")
     ac.add_argument("--from-start", action="store_true", help="read every file again")
+    rn = sub.add_parser("run", help="every connector the centre file names (connectors:), followed until stopped")
+    rn.set_defaults(fn=cmd_run)
     st = sub.add_parser("status", help="each connector's lines, events, skipped verbs and dead letters")
     st.set_defaults(fn=cmd_status)
     st.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -75,6 +77,57 @@ def cmd_amazon_connect(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise CliError(f"{folder}: not a folder of contact record files")
     return _run(args, folder, lambda s, p, **kw: run_ctr_dir(s, p, args.tenant, **kw), "contact records")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Each configured source in a thread of its own, following it; SIGTERM or Ctrl-C stops them all
+    after their batch (positions stored)."""
+    import threading
+
+    from streams.config.centre import load_centre
+    from streams.connectors.queue_log import map_line
+    from streams.connectors.run import run_ctr_dir, run_lines
+    from streams.domain.recount import quote
+
+    s = settings_of(args)
+    conf = load_centre(s.centre_config).connectors
+    jobs: list[tuple[str, Callable[[], Any]]] = []
+    stopping = threading.Event()
+    for a in conf.asterisk:
+        jobs.append((f"asterisk {a.queue_log} ({a.tenant})", lambda a=a: run_lines(
+            s, "asterisk", a.queue_log, lambda line, t=a.tenant: map_line(line, t), follow=True, stop=stopping.is_set)))
+    for c in conf.amazon_connect:
+        jobs.append((f"amazon-connect {c.ctr} ({c.tenant})", lambda c=c: run_ctr_dir(
+            s, c.ctr, c.tenant, follow=True, stop=stopping.is_set)))
+    if not jobs:
+        raise CliError("the centre file names no connector: add connectors: {asterisk: [{queue_log: FILE, tenant: T}], "
+                       "amazon_connect: [{ctr: DIR, tenant: T}]} (docs/connectors/)")
+    try:
+        for t in [a.tenant for a in conf.asterisk] + [c.tenant for c in conf.amazon_connect]:
+            quote(t)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    errors: list[str] = []
+
+    def guarded(name: str, job: Callable[[], Any]) -> None:
+        try:
+            job()
+        except Exception as e:  # noqa: BLE001 -- one source failing must not stop the others silently
+            errors.append(f"{name}: {e}")
+            stopping.set()
+
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    threads = [threading.Thread(target=guarded, args=job, name=job[0]) for job in jobs]
+    for th in threads:
+        th.start()
+    print(f"following {len(jobs)} source(s): " + "; ".join(name for name, _ in jobs), flush=True)
+    while any(th.is_alive() for th in threads):
+        for th in threads:
+            th.join(0.5)
+    if errors:
+        raise CliError("; ".join(errors))
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -182,6 +182,23 @@ class OutboundConfig(_Strict):
     min_connects: int = Field(20, ge=1, description="Connects in the window before the rate is judged.")
 
 
+class AsteriskSource(_Strict):
+    queue_log: Path = Field(description="The queue_log file, followed as it grows.")
+    tenant: str = Field(min_length=1, max_length=128)
+
+
+class AmazonConnectSource(_Strict):
+    ctr: Path = Field(description="The folder Kinesis Data Firehose's contact trace records land in.")
+    tenant: str = Field(min_length=1, max_length=128)
+
+
+class ConnectorsConfig(_Strict):
+    """The platforms ``ccpulse connect run`` reads (docs/connectors/)."""
+
+    asterisk: tuple[AsteriskSource, ...] = ()
+    amazon_connect: tuple[AmazonConnectSource, ...] = ()
+
+
 class StaffingAlerts(_Strict):
     """The Grafana rules on staffing (grafana/provisioning/alerting)."""
 
@@ -200,6 +217,7 @@ class CentreConfig(_Strict):
     windows: WindowConfig = WindowConfig()
     outbound: OutboundConfig = OutboundConfig()
     staffing: StaffingAlerts = StaffingAlerts()
+    connectors: ConnectorsConfig = ConnectorsConfig()
 
     @model_validator(mode="after")
     def _rules_name_known_things(self) -> "CentreConfig":

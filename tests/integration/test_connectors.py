@@ -280,3 +280,28 @@ def test_task_router_callbacks_become_exact_records(site: Any) -> None:
                              "AND agent_id = 'alice' AND reason = 'Break'") == [(600_000,)], 60, "alice's break")
     wait_for(lambda: w.query("SELECT reason FROM ccpulse.dead_letters FINAL WHERE source_topic = 'twilio:flex'")
              == [("invalid_value",)], 60, "the callback with a bad time dead-lettered")
+
+
+def test_connect_run_follows_every_source_the_centre_file_names(site: Any, tmp_path: Path) -> None:
+    env, w, _ = site
+    log = tmp_path / "queue_log"
+    shutil.copy(LOG, log)
+    ctr = tmp_path / "ctr"
+    ctr.mkdir()
+    for f in (REPO / "tests" / "data" / "amazon-connect").glob("*.json*"):
+        shutil.copy(f, ctr / f.name)
+    centre = tmp_path / "centre.yaml"
+    centre.write_text(f"connectors:\n  asterisk: [{{queue_log: {log}, tenant: pbx3}}]\n"
+                      f"  amazon_connect: [{{ctr: {ctr}, tenant: aws3}}]\n")
+    run_env = {**env, "CCPULSE_CENTRE_CONFIG": str(centre)}
+    p = subprocess.Popen(ccpulse_cmd("connect", "run"), env=run_env, cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: stored(w, "pbx3") == TRUTH, 60, "the queue_log's calls", interval=1.0)
+        wait_for(lambda: {r[0]: tuple(r[1:]) for r in w.query(CTR_SQL.replace("'aws'", "'aws3'"))} == CTR_EXPECTED,
+                 60, "the contact records", interval=1.0)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "following 2 source(s)" in out
