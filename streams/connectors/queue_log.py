@@ -23,8 +23,10 @@ fold counts each event once.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +50,14 @@ class Rejected:
 class Mapped:
     events: list[dict[str, Any]]
     skipped: bool = False  # a known verb that carries nothing ccpulse counts
+
+
+def dead_letter(rej: Rejected, error: str, source_topic: str, offset: int, raw: bytes) -> dict[str, Any]:
+    """The dead-letter message (schemas/records.py DeadLetter) of a record a connector could not use:
+    the reason, where it came from and its first 64 KB (the dead-letter topic's bound)."""
+    return {"reason": rej.reason, "error": error, "source_topic": source_topic, "source_partition": 0,
+            "source_offset": offset, "received_at_ms": int(time.time() * 1000), "key": None,
+            "payload_b64": base64.b64encode(raw[:65536]).decode()}
 
 
 def checked(events: list[dict[str, Any]], what: str) -> Mapped | Rejected:

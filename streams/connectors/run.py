@@ -3,7 +3,6 @@ letters, the position stored once the broker has acknowledged a batch, and a sta
 ``ccpulse connect status``."""
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -15,7 +14,7 @@ from typing import Any, Callable
 
 from streams.config.settings import Settings
 from streams.connectors.follow import LineFollower
-from streams.connectors.queue_log import Mapped, Rejected
+from streams.connectors.queue_log import Mapped, Rejected, dead_letter
 
 log = logging.getLogger("ccpulse.connect")
 
@@ -106,10 +105,8 @@ def _send(producer: Any, s: Settings, st: Status, out: Mapped | Rejected, key: s
 
 
 def _dead_letter(rej: Rejected, name: str, path: Path, offset: int, line: str) -> dict[str, Any]:
-    raw = line.encode("utf-8", "surrogateescape")
-    return {"reason": rej.reason, "error": f"{name} {path}: {rej.error}", "source_topic": f"{name}:{path.name}",
-            "source_partition": 0, "source_offset": offset, "received_at_ms": int(time.time() * 1000),
-            "key": None, "payload_b64": base64.b64encode(raw[:65536]).decode()}
+    return dead_letter(rej, f"{name} {path}: {rej.error}", f"{name}:{path.name}", offset,
+                       line.encode("utf-8", "surrogateescape"))
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -9,6 +9,7 @@ count once). ``GET /health``: what it has accepted and refused.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from contextlib import asynccontextmanager
@@ -116,6 +117,7 @@ def create(s: Settings, public_url: str | None = None) -> Starlette:
     async def twilio(request: Request) -> JSONResponse:
         """TaskRouter's event callbacks for one tenant, signed with that tenant's Twilio auth token."""
         from streams.connectors.queue_log import Rejected as LineRejected
+        from streams.connectors.queue_log import dead_letter
         from streams.connectors.twilio import map_callback, signed
 
         counters["requests"] += 1
@@ -131,12 +133,8 @@ def create(s: Settings, public_url: str | None = None) -> Starlette:
         out = map_callback(form, tenant)
         producer = state["producer"]
         if isinstance(out, LineRejected):
-            letter = {"reason": out.reason, "error": f"twilio: {out.error}", "source_topic": f"twilio:{tenant}",
-                      "source_partition": 0,
-                      "source_offset": int(__import__("hashlib").sha1(json.dumps(form, sort_keys=True).encode())
-                                           .hexdigest()[:15], 16),
-                      "received_at_ms": int(time.time() * 1000), "key": None,
-                      "payload_b64": __import__("base64").b64encode(json.dumps(form).encode()).decode()}
+            offset = int(hashlib.sha1(json.dumps(form, sort_keys=True).encode()).hexdigest()[:15], 16)
+            letter = dead_letter(out, f"twilio: {out.error}", f"twilio:{tenant}", offset, json.dumps(form).encode())
             await (await producer.send(s.topic_dead_letters, value=json.dumps(letter).encode()))
             counters["by_reason"][out.reason] = counters["by_reason"].get(out.reason, 0) + 1
             return JSONResponse({"dead_letter": out.reason}, status_code=200)  # a retry would not help

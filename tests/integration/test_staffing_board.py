@@ -3,7 +3,7 @@ the stored forecast is the planning module's for the same history, and every pan
 runs with Grafana's macros and gives its panel type what it needs, with figures from the tables."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
@@ -35,7 +35,7 @@ def planned(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     # worker keeps its own partitions' rows equal to their records, and this history has none.
     write_history(env["CCPULSE_CLICKHOUSE_URL"], partition=65535)
     ch = connect(env["CCPULSE_CLICKHOUSE_URL"], env.get("CCPULSE_CLICKHOUSE_DATABASE", "ccpulse"))
-    start = int(__import__("datetime").datetime.combine(TODAY, __import__("datetime").time(), __import__("datetime").timezone.utc).timestamp() * 1000)
+    start = int(datetime.combine(TODAY, time(), timezone.utc).timestamp() * 1000)
     figures = []
     for agent in ("ann", "bob", "cy"):
         per = {}
@@ -91,8 +91,7 @@ def _values(board: str) -> dict[str, Any]:
 @pytest.mark.parametrize("board,kind,item,sql", list(_items("staffing.json")))
 def test_every_staffing_query_gives_its_panel_what_it_needs(planned: Worker, board: str, kind: str,
                                                             item: dict[str, Any], sql: str) -> None:
-    lo = int(__import__("datetime").datetime.combine(TODAY - timedelta(days=2), __import__("datetime").time(),
-                                                     __import__("datetime").timezone.utc).timestamp() * 1000)
+    lo = int(datetime.combine(TODAY - timedelta(days=2), time(), timezone.utc).timestamp() * 1000)
     expanded = expand(sql, from_ms=lo, to_ms=lo + 10 * 86_400_000, interval_s=1800, variables=_values(board),
                       all_values={"tenant": ["acme"], "queue": ["sales", "fresh"]})
     types = [(r[0], r[1]) for r in _post(planned, f"DESCRIBE ({expanded})")["rows"]]
