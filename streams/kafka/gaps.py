@@ -4,8 +4,9 @@ Seen in tests on the local stack: after a worker restart, faust-streaming 0.15.3
 handed an agent offset n-1 and then n+1; the skipped message was never processed, yet its
 offset was committed (faust counts an offset jump as a compacted-topic gap). Raw ccpulse
 topics are never compacted, so a jump is always a lost message. Here each batch is
-checked against the last offset seen per partition (or the committed offset after a
-(re)assignment), and any missing offsets are read straight from the broker with a plain
+checked against the last offset seen per partition (or, after a (re)assignment, the next
+expected one: the committed offset, else the log start where nothing was committed yet),
+and any missing offsets are read straight from the broker with a plain
 aiokafka consumer and put back in place. Processing is idempotent (state by event id,
 ReplacingMergeTree keys), so a message that faust does deliver later costs nothing.
 
@@ -37,9 +38,9 @@ class RawMessage:
 
 
 class GapFiller:
-    def __init__(self, bootstrap_servers: list[str], committed: Callable[[str, int], int | None]) -> None:
+    def __init__(self, bootstrap_servers: list[str], expected: Callable[[str, int], int | None]) -> None:
         self._bootstrap = bootstrap_servers
-        self._committed = committed
+        self._expected = expected
         self._last: dict[tuple[str, int], int] = {}
         self.filled = 0
 
@@ -56,7 +57,7 @@ class GapFiller:
             tp = (m.topic, m.partition)
             prev = self._last.get(tp)
             if prev is None:
-                c = self._committed(m.topic, m.partition)
+                c = self._expected(m.topic, m.partition)
                 prev = c - 1 if c is not None else None
             if prev is not None and m.offset > prev + 1:
                 missing = await self._read(m.topic, m.partition, prev + 1, m.offset)

@@ -28,14 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict, deque
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from aiokafka.structs import TopicPartition as AIOTopicPartition
+
+from streams.kafka import recovery
 
 log = logging.getLogger("ccpulse.inbox")
 
@@ -148,9 +152,128 @@ def ack(consumer: Any, batch: list[Any], stand_in: Any) -> None:
     notify(consumer._waiting_for_ack)
 
 
+def commit_hole(expected: int, acked: Iterable[int], gap_begins: Iterable[int]) -> tuple[int, int] | None:
+    """(expected, lowest) when the lowest acknowledged or released offset lies past the next
+    one that must be processed: committing the run after it would skip ``expected..lowest-1``."""
+    lowest = min((*acked, *gap_begins), default=None)
+    return (expected, lowest) if lowest is not None and lowest > expected else None
+
+
 class InboxConsumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer whose drain loop fills inboxes (``app.inboxes``: topic →
-    inbox) a partition at a time; topics without an inbox go through faust's own path."""
+    inbox) a partition at a time; topics without an inbox go through faust's own path.
+
+    Two guards make "nothing is committed past an unprocessed message" hold by construction,
+    not by timing (issue 23):
+
+    - ``seek_to_committed`` puts every source partition where processing must resume: its
+      committed offset (0 included), else the start of its log. aiokafka's own seeks only
+      partitions committed above 0, so records the drain loop dropped (read during recovery
+      or while flow was suspended, "read again after the seek") were never read again on a
+      partition nobody had committed yet: a worker restarted after its predecessor was killed
+      before its first commit lost the head of every events partition and never read its
+      agent-events at all.
+    - ``_new_offset`` commits only a run of acknowledged offsets that starts exactly at the
+      partition's next expected offset (the committed one, else where reading began). faust's
+      own check skips a partition committed at None or 0 and is one off otherwise, so an
+      acknowledged batch after a hole moved the commit past the hole.
+    """
+
+    #: Per source partition, the offset processing resumed from at the last seek (the
+    #: committed offset, or the log start when none was committed).
+    read_from: dict[Any, int]
+    #: Per source partition, a hole the commit guard is holding back: (expected, lowest acked).
+    holes: dict[Any, tuple[int, int]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_from = {}
+        self.holes = {}
+
+    def expected_offset(self, tp: Any) -> int | None:
+        """The next offset of ``tp`` that must be processed before any later one is committed."""
+        committed = self._committed_offset.get(tp)
+        return committed if isinstance(committed, int) else self.read_from.get(tp)
+
+    async def seek_to_committed(self) -> Any:
+        return await self._thread.call_thread(self._seek_sources)
+
+    async def _seek_sources(self) -> dict[Any, int | None]:
+        """On the consumer's thread: committed offset, else log start, for every source partition."""
+        c = self._thread._ensure_consumer()
+        out: dict[Any, int | None] = {}
+        uncommitted = []
+        for atp in c.assignment():
+            off = await c.committed(atp)
+            if off is not None and off >= 0:
+                c.seek(atp, off)
+            elif not self._is_changelog_tp(TP(atp.topic, atp.partition)):
+                uncommitted.append(atp)
+            out[atp] = off
+        if uncommitted:
+            for atp, start in (await c.beginning_offsets(uncommitted)).items():
+                c.seek(atp, start)
+                out[atp] = start
+        read_from = {TP(atp.topic, atp.partition): off for atp, off in out.items()
+                     if off is not None and not self._is_changelog_tp(TP(atp.topic, atp.partition))}
+        self.read_from.clear()
+        self.read_from.update(read_from)
+        self.holes.clear()
+        return out
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        expected = self.expected_offset(tp)
+        if expected is None:
+            return None  # not sought yet: nothing to measure a hole against, so no commit
+        hole = commit_hole(expected, acked, (iv.begin for iv in self._gap[tp]))
+        if hole is not None:
+            # The gap filler reads a hole back and releases it (streams/kafka/gaps.py); until
+            # then this partition's commit waits, and a restart reads from the committed offset.
+            if self.holes.get(tp) != hole:
+                log.warning("%s[%d]: offsets %d..%d are not processed yet, later ones are: "
+                            "committing nothing past %d until they are", tp.topic, tp.partition,
+                            hole[0], hole[1] - 1, hole[0])
+            self.holes[tp] = hole
+            return None
+        self.holes.pop(tp, None)
+        return super()._new_offset(tp)
+
+    async def highwaters(self, *partitions: Any) -> Any:
+        """End offsets; for the changelogs recovery reads, only ones it can trust
+        (streams/kafka/recovery.py). A worker whose state was lost stops here (exit 78)."""
+        ends = await super().highwaters(*partitions)
+        pairs: dict[str, str] = getattr(self.app, "changelog_sources", {})
+        if not any(tp.topic in pairs for tp in ends):
+            return ends
+        try:
+            return await recovery.confirm(ends, pairs, self._source_offsets,
+                                          lambda tps: super(InboxConsumer, self).highwaters(*tps),
+                                          group=self.app.conf.id)
+        except recovery.StateLost as e:
+            log.critical("ccpulse worker: %s", e)
+            logging.shutdown()
+            os._exit(78)
+
+    async def _source_offsets(self, keys: list[tuple[str, int]]) -> tuple[dict[Any, int | None], dict[Any, int]]:
+        """Committed offsets and log starts of source partitions, read on the consumer's thread."""
+        tps = [AIOTopicPartition(t, p) for t, p in keys]
+
+        async def read() -> tuple[dict[Any, int | None], dict[Any, int]]:
+            c = self._thread._ensure_consumer()
+            committed = {(tp.topic, tp.partition): await c.committed(tp) for tp in tps}
+            starts = await c.beginning_offsets(tps)
+            return committed, {(tp.topic, tp.partition): off for tp, off in starts.items()}
+
+        return await self._thread.call_thread(read)
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.read_from.pop(tp, None)
+            self.holes.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in every worker test
         inboxes: dict[str, Inbox] = getattr(self.app, "inboxes", {})

@@ -23,10 +23,10 @@ def set_fetch_max_wait(seconds: float) -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
-def committed_offset(consumer: Any, topic: str, partition: int) -> int | None:
-    """The offset faust seeked to as committed for this partition (None before it knows)."""
-    off = consumer._committed_offset.get(TP(topic, partition))
-    return off if isinstance(off, int) else None
+def expected_offset(consumer: Any, topic: str, partition: int) -> int | None:
+    """The next offset of this partition that must be processed: the committed one, else
+    where reading began (the log start); None before the consumer has sought it."""
+    return consumer.expected_offset(TP(topic, partition))
 
 
 def source_partitions(consumer: Any) -> set[Any]:

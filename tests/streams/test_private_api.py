@@ -16,8 +16,8 @@ USED = {
     "faust.transport.consumer": (
         "_committed_offset", "_acked", "_acked_index", "_n_acked", "_unacked_messages", "_waiting_for_ack",
         "_add_gap", "_read_offset", "_buffered_partitions", "_get_active_partitions", "_is_changelog_tp",
-        "_commit_every", "_drain_messages", "_wait_next_records"),
-    "faust.transport.drivers.aiokafka": ("_create_worker_consumer", "_to_message", "_thread"),
+        "_commit_every", "_drain_messages", "_wait_next_records", "_gap", "_new_offset"),
+    "faust.transport.drivers.aiokafka": ("_create_worker_consumer", "_to_message", "_thread", "_ensure_consumer"),
     "faust.app.base": ("_producer",),
     "aiokafka.client": ("_bootstrap_servers",),
     "aiokafka.consumer.consumer": ("_fetch_max_wait_ms",),

@@ -140,7 +140,7 @@ class InteractionFlow:
                     self.emit(out.record, partition)
                 if st.get("a"):
                     self.tell_agents(iid, st, out.fold, False)
-        touched = {p for p, _ in by_key.values()}
+        touched = {m.partition for m in events}  # dead letters only, too: see KpiFlow.store_clocks
         kpis.store_clocks(touched, kpis.take_late(touched))  # with this batch's states: durable together
         intervals, queue_settings = kpis.rows()
         return Output(((rows.RAW_EVENTS_TABLE, raw_batch(good)), (rows.KPI_INTERVALS_TABLE, intervals),

@@ -92,7 +92,9 @@ class KpiFlow:
         self.late.drop(owned)  # a partition that left: its next owner reads its spans from the changelog
         table = w.interactions.data
         for p in owned:
-            if (stored := table.get(clock_key(p))) and stored.get("w"):
+            if (stored := table.get(clock_key(p))) is not None:
+                self.clock_written.setdefault(p, 0)  # on the changelog already (see store_clocks)
+            if stored and stored.get("w"):
                 w.clocks[p].observe(stored["w"])
                 w.clock.observe(stored["w"])
                 self.clock_written[p] = max(self.clock_written.get(p, 0), stored["w"])
@@ -152,7 +154,10 @@ class KpiFlow:
         w = self.w
         for p in partitions:
             mark = w.clocks[p].watermark_ms
-            if mark > self.clock_written.get(p, 0) or p in changed:
+            # Also the first time this worker touches a partition that has none stored: every
+            # committed events offset then leaves a record on the changelog, which recovery
+            # checks (streams/kafka/recovery.py: an empty changelog behind a commit is lost state).
+            if mark > self.clock_written.get(p, 0) or p in changed or p not in self.clock_written:
                 self.clock_written[p] = max(mark, self.clock_written.get(p, 0))
                 rec = {"w": self.clock_written[p], "late": self.late.as_stored(p)}
                 states(w.interactions)[clock_key(p)] = rec
@@ -230,7 +235,7 @@ class KpiFlow:
             return False
         for tp in tps:
             want = max(self.records_sent.get(tp.partition, -1), (ends.get(tp) or 0) - 1)
-            committed = internals.committed_offset(w.app.consumer, tp.topic, tp.partition)
+            committed = internals.expected_offset(w.app.consumer, tp.topic, tp.partition)
             done = max(self.records_stored.get(tp.partition, -1), (committed or 0) - 1)
             if done < want:  # (offsets are committed only after their rows are stored)
                 return False
