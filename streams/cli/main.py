@@ -305,6 +305,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.torture is not None:
+        from bench.torture import run_torture_cli
+
+        return run_torture_cli(args)
     from bench.pipeline import run_bench
 
     return run_bench(_settings(args), args)
@@ -417,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--server-url", metavar="URL",
                        help="also run the throughput phase with the worker writing to this ClickHouse server "
                             "(clickhouse://user:password@host:9000/any; a private database, dropped after)")
+    bench.add_argument("--torture", type=int, metavar="N",
+                       help="only the torture run: N SIGKILLs of workers at random points on a loaded machine, "
+                            "then every record, interval and agent figure compared with a run never killed "
+                            "(needs clickhouse-server; ./run bench installs it)")
     return p
 
 
