@@ -47,12 +47,11 @@ def cmd_intake(args: argparse.Namespace) -> int:
             raise CliError(str(e)) from None
         print(tokens.issue(s.state_dir, args.tenant))
         return 0
-    import uvicorn
-
     from streams.intake.app import create
+    from streams.intake.limits import serve
 
     if not tokens.load(s.state_dir):
         print(f"no intake token yet: every request will be refused (ccpulse intake token --tenant T); "
               f"tokens live in {tokens.tokens_path(s.state_dir)}")
-    uvicorn.run(create(s, args.public_url), host=args.host, port=args.port, log_level="warning")
+    serve(create(s, args.public_url), args.host, args.port)
     return 0

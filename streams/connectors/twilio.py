@@ -54,7 +54,7 @@ def map_callback(form: Mapping[str, str], tenant: str) -> Mapped | Rejected:
         return Rejected("missing_field", "a TaskRouter callback needs EventType and Sid")
     try:
         at = datetime.fromtimestamp(int(form.get("Timestamp") or ""), tz=timezone.utc).isoformat()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a number, or past datetime's years
         return Rejected("invalid_value", f"Timestamp {str(form.get('Timestamp'))[:40]!r} is not epoch seconds")
     events: list[dict[str, Any]] = []
     task, worker = _ident(form.get("TaskSid")), _ident(form.get("WorkerName"))
@@ -67,9 +67,10 @@ def map_callback(form: Mapping[str, str], tenant: str) -> Mapped | Rejected:
 
     if kind in ("task.created", "task-queue.entered") and form.get("TaskQueueName"):
         try:
-            caller = _ident((json.loads(form.get("TaskAttributes") or "{}") or {}).get("from"))
-        except ValueError:
-            caller = None
+            attributes = json.loads(form.get("TaskAttributes") or "{}")
+        except (ValueError, RecursionError):
+            attributes = None
+        caller = _ident(attributes.get("from")) if isinstance(attributes, dict) else None
         contact("offered", queue=_ident(form.get("TaskQueueName")), customer_id=caller)
     elif kind == "reservation.accepted":
         contact("answered", agent_id=worker)

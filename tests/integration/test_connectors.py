@@ -217,8 +217,12 @@ def test_a_tenants_token_writes_its_events_only_and_bad_batches_are_refused_whol
                                                                                 ("w-2", 40_000, 90_000)],
              60, "the accepted contacts as records", interval=1.0)
     assert w.query("SELECT count() FROM ccpulse.raw_events FINAL WHERE tenant = 'acme'") == [(8,)]
-    health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read())
-    assert health["accepted"] == 17 and health["by_reason"]["wrong_tenant"] == 1
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/stats", headers={"Authorization": f"Bearer {acme}"})
+    stats = json.loads(urllib.request.urlopen(req, timeout=5).read())  # acme's own counts, nobody else's
+    assert stats["tenant"] == "acme" and stats["accepted"] == 17 and stats["by_reason"] == {
+        "content_type": 1, "invalid_events": 1, "invalid_json": 1, "too_large": 1}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/stats", headers={"Authorization": f"Bearer {globex}"})
+    assert json.loads(urllib.request.urlopen(req, timeout=5).read())["by_reason"] == {"wrong_tenant": 1}
 
 
 TW0 = int(time.time()) // 3600 * 3600 - 7200  # two hours ago: within the agents' lateness horizon, whatever ran before
