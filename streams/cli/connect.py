@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import signal
 from pathlib import Path
 from typing import Any, Callable
@@ -107,14 +108,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             quote(t)
     except ValueError as e:
         raise CliError(str(e)) from None
-    errors: list[str] = []
+    from streams.connectors.run import note_failure
 
     def guarded(name: str, job: Callable[[], Any]) -> None:
-        try:
-            job()
-        except Exception as e:  # noqa: BLE001 -- one source failing must not stop the others silently
-            errors.append(f"{name}: {e}")
-            stopping.set()
+        """One source, apart from the others: a failure is logged, shown by ``connect status`` and
+        retried with backoff (1 s doubling to 60 s); it never stops another source."""
+        failures = 0
+        while not stopping.is_set():
+            try:
+                job()
+                return
+            except Exception as e:  # noqa: BLE001 -- one source failing must not stop the others
+                failures += 1
+                wait = min(60.0, 2.0 ** (failures - 1))
+                note_failure(s, name, f"{type(e).__name__}: {e}", failures, wait)
+                print(f"ccpulse connect: {name}: {e} (failure {failures}; retrying in {wait:.0f} s)",
+                      file=sys.stderr, flush=True)
+                stopping.wait(wait)
 
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
@@ -125,16 +135,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     while any(th.is_alive() for th in threads):
         for th in threads:
             th.join(0.5)
-    if errors:
-        raise CliError("; ".join(errors))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from streams.connectors.run import read_statuses
 
-    rows = [[d["connector"], d["source"], d["lines"], d["events"], d["skipped"], d["dead_letters"], d["offset"],
-             d.get("updated_at")] for d in read_statuses(settings_of(args))]
-    print_result(["connector", "source", "lines", "events", "skipped", "dead_letters", "offset", "updated_at"],
-                 rows, args.format)
+    rows = [[d.get("connector"), d.get("source"), d.get("lines"), d.get("events"), d.get("skipped"),
+             d.get("dead_letters"), d.get("offset"), d.get("updated_at"), d.get("error")]
+            for d in read_statuses(settings_of(args))]
+    print_result(["connector", "source", "lines", "events", "skipped", "dead_letters", "offset", "updated_at",
+                  "error"], rows, args.format)
     return 0

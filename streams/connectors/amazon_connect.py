@@ -52,9 +52,19 @@ def map_ctr(ctr: Any, tenant: str) -> Mapped | Rejected:
     if not isinstance(ctr, dict) or not ctr.get("ContactId"):
         return Rejected("missing_field", "a contact record needs a ContactId")
     cid = _ident(ctr["ContactId"])
+    objects = {k: ctr.get(k) or {} for k in ("Queue", "Agent", "CustomerEndpoint", "TransferredToEndpoint", "Recording")}
+    if bad := [k for k, v in objects.items() if not isinstance(v, dict)]:
+        return Rejected("invalid_value", f"contact {cid}: {', '.join(bad)} not an object")
     try:
-        queue = ctr.get("Queue") or {}
-        agent = ctr.get("Agent") or {}
+        return _map(ctr, cid, objects, tenant)
+    except (TypeError, ValueError, OverflowError) as e:  # e.g. naive and aware times mixed, a hold of 1e309 s
+        return Rejected("invalid_value", f"contact {cid}: {str(e)[:200]}")
+
+
+def _map(ctr: dict[str, Any], cid: str | None, objects: dict[str, dict[str, Any]], tenant: str) -> Mapped | Rejected:
+    try:
+        queue = objects["Queue"]
+        agent = objects["Agent"]
         enq, deq = _ts(queue.get("EnqueueTimestamp")), _ts(queue.get("DequeueTimestamp"))
         start, end = _ts(ctr.get("InitiationTimestamp")), _ts(ctr.get("DisconnectTimestamp"))
         connected = _ts(agent.get("ConnectedToAgentTimestamp"))
@@ -63,6 +73,8 @@ def map_ctr(ctr: Any, tenant: str) -> Mapped | Rejected:
         hold_s = float(agent.get("CustomerHoldDuration") or 0)
     except (TypeError, ValueError) as e:
         return Rejected("invalid_value", f"contact {cid}: {e}")
+    if not 0 <= hold_s < 86_400 * 366:
+        return Rejected("invalid_value", f"contact {cid}: CustomerHoldDuration {hold_s!r} is not a duration")
     channel = CHANNELS.get(str(ctr.get("Channel", "VOICE")).upper(), "voice")
     method = str(ctr.get("InitiationMethod", "INBOUND")).upper()
     who = _ident(agent.get("Username") or agent.get("ARN"))
@@ -78,7 +90,7 @@ def map_ctr(ctr: Any, tenant: str) -> Mapped | Rejected:
         if connected:
             ev("dial_result", connected, result="connected")
     elif enq is not None:
-        caller = _ident((ctr.get("CustomerEndpoint") or {}).get("Address"))
+        caller = _ident(objects["CustomerEndpoint"].get("Address"))
         ev("offered", enq, queue=_ident(queue.get("Name")) or "default", customer_id=caller,
            callback=True if method == "CALLBACK" else None)
     if connected is not None:
@@ -89,8 +101,8 @@ def map_ctr(ctr: Any, tenant: str) -> Mapped | Rejected:
             ev("hold_ended", finish)
         if transferred is not None:
             ev("transferred", transferred, agent_id=who, reason="transfer",
-               to_agent=_ident((ctr.get("TransferredToEndpoint") or {}).get("Address")) or "external")
-        ev("ended", finish, agent_id=who, recording=_ident((ctr.get("Recording") or {}).get("Location")))
+               to_agent=_ident(objects["TransferredToEndpoint"].get("Address")) or "external")
+        ev("ended", finish, agent_id=who, recording=_ident(objects["Recording"].get("Location")))
         ev("wrapup_ended", acw_end or finish, agent_id=who)
     elif enq is not None:
         ev("abandoned", deq or end)

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+#: The longest line read (queue_log lines are a few hundred bytes): a longer one is skipped to
+#: its newline in chunks of this size and handed on as ``None``, for the dead letters.
+MAX_LINE = 1024 * 1024
+
 
 @dataclass
 class Position:
@@ -28,6 +32,7 @@ class LineFollower:
         self.pos = self._load()
         self._fh: IO[bytes] | None = None
         self._inode = 0
+        self._scanned_to = 0  # how far an over-long line was searched for its newline
 
     def _load(self) -> Position:
         try:
@@ -67,19 +72,29 @@ class LineFollower:
         self.pos = Position(inode, offset)
         return True
 
-    def read(self, max_lines: int = 5000) -> tuple[list[tuple[int, str]], Position]:
+    def read(self, max_lines: int = 5000) -> tuple[list[tuple[int, str | None]], Position]:
         """Up to ``max_lines`` whole lines after the position: (their offsets, text), and the position
         after them (to commit once their events are acknowledged). A last line still being written
-        (no newline yet) waits for the next read."""
+        (no newline yet) waits for the next read; a line longer than ``MAX_LINE`` comes as ``None``
+        once its newline is found, and is never held whole in memory."""
         if self._fh is None and not self._open():
             return [], self.pos
         assert self._fh is not None
-        lines: list[tuple[int, str]] = []
+        lines: list[tuple[int, str | None]] = []
         offset = self._fh.tell()
         while len(lines) < max_lines:
-            raw = self._fh.readline()
+            raw = self._fh.readline(MAX_LINE + 1)
             if not raw:
                 break
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                end = self._skip_long_line(offset + len(raw))
+                if end is None:
+                    self._fh.seek(offset)  # its newline has not come yet
+                    break
+                lines.append((offset, None))
+                offset = end
+                self._fh.seek(offset)
+                continue
             if not raw.endswith(b"\n"):
                 self._fh.seek(offset)  # incomplete: read it again when it is
                 break
@@ -91,6 +106,23 @@ class LineFollower:
             self.pos = Position(0, 0)
             return self.read(max_lines)
         return lines, Position(self._inode, offset)
+
+    def _skip_long_line(self, scan_from: int) -> int | None:
+        """The offset after the newline that ends an over-long line, scanning in bounded chunks
+        from where the last call stopped (a 32 MB line is read once, not at every poll)."""
+        assert self._fh is not None
+        start = max(scan_from, self._scanned_to)
+        self._fh.seek(start)
+        while True:
+            chunk = self._fh.read(MAX_LINE)
+            if not chunk:
+                self._scanned_to = start
+                return None
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                self._scanned_to = 0
+                return start + nl + 1
+            start += len(chunk)
 
     def _rotated(self) -> bool:
         """At the end of the open file: a different file now has the name, or ours was cut short."""

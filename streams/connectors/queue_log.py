@@ -93,7 +93,10 @@ def map_line(line: str, tenant: str) -> Mapped | Rejected:
     if verb in SKIPPED:
         return Mapped([], skipped=True)
     base_id = "ql-" + hashlib.sha1(line.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-    ts = _iso(epoch)
+    try:
+        ts = _iso(epoch)
+    except (ValueError, OverflowError, OSError):
+        return Rejected("garbled_line", f"time {stamp[:40]!r} is past any date")
     who = _agent(agent)
     events: list[dict[str, Any]] = []
 

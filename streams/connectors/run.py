@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from streams.config.settings import Settings
-from streams.connectors.follow import LineFollower
+from streams.connectors.follow import MAX_LINE, LineFollower
 from streams.connectors.queue_log import Mapped, Rejected, dead_letter
 
 log = logging.getLogger("ccpulse.connect")
@@ -54,8 +54,10 @@ def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped
         while not stop():
             lines, pos = follower.read(batch)
             for offset, line in lines:
-                _send(producer, s, st, mapper(line), f"{name}:{offset}",
-                      lambda rej: _dead_letter(rej, name, path, offset, line))
+                out = safe_map(mapper, line) if line is not None else \
+                    Rejected("line_too_long", f"a line longer than {MAX_LINE:,} bytes (skipped to its end)")
+                _send(producer, s, st, out, f"{name}:{offset}",
+                      lambda rej: _dead_letter(rej, name, path, offset, line or ""))
             if lines:
                 producer.flush()  # acks=all: every event of the batch is on the broker
                 follower.commit(pos)
@@ -71,6 +73,20 @@ def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped
         producer.close()
         follower.close()
     return st
+
+
+#: The largest contact-record file read; a larger one is one dead letter, never read whole.
+MAX_CTR_FILE = 64 * 1024 * 1024
+
+
+def safe_map(mapper: Callable[[Any], Mapped | Rejected], record: Any) -> Mapped | Rejected:
+    """What a mapper makes of one record, or a dead letter when it fails on an input it did not
+    foresee: one bad record never stops a connector, nor does it stop at the same place on every
+    restart (its position moves past it with its batch)."""
+    try:
+        return mapper(record)
+    except Exception as e:  # noqa: BLE001 -- any input a mapper did not foresee
+        return Rejected("unmappable", f"{type(e).__name__}: {str(e)[:300]}")
 
 
 def _producer(s: Settings, name: str) -> Any:
@@ -109,6 +125,31 @@ def _dead_letter(rej: Rejected, name: str, path: Path, offset: int, line: str) -
                        line.encode("utf-8", "surrogateescape"))
 
 
+def _ctr_records(path: Path, directory: Path, size: int, tenant: str, map_ctr: Callable[..., Any],
+                 records_of: Callable[[str], list[Any]]) -> list[tuple[int, Mapped | Rejected, str]]:
+    """(index, what it maps to, its text) of each record of a contact-record file; a link that
+    leaves the folder, a file over ``MAX_CTR_FILE`` or one that is no JSON at all is one dead letter."""
+    if not path.resolve().is_relative_to(directory.resolve()):
+        return [(0, Rejected("outside_folder", "a link to a file outside the connector's folder: not read"), "")]
+    if size > MAX_CTR_FILE:
+        return [(0, Rejected("file_too_large", f"{size:,} bytes: contact record files are read up to "
+                                               f"{MAX_CTR_FILE:,}"), "")]
+    try:
+        records = records_of(path.read_text(errors="replace"))
+    except RecursionError:
+        return [(0, Rejected("garbled_line", "JSON nested too deep"), "")]
+    out = []
+    for i, rec in enumerate(records):
+        mapped = safe_map(lambda r: map_ctr(r, tenant), rec) if not isinstance(rec, str) else \
+            Rejected("garbled_line", "not JSON")
+        try:
+            raw = json.dumps(rec)[:65536]
+        except (ValueError, RecursionError):
+            raw = str(rec)[:65536]
+        out.append((i, mapped, raw))
+    return out
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -132,6 +173,14 @@ def read_statuses(s: Settings) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(status_dir(s).glob("*.status.json"))]
 
 
+def note_failure(s: Settings, source: str, error: str, failures: int, retry_in_s: float) -> None:
+    """A source of ``connect run`` that failed and will be retried, for ``connect status``."""
+    key = "failing-" + hashlib.sha1(source.encode()).hexdigest()[:10]
+    _write_json(status_dir(s) / f"{key}.status.json",
+                {"connector": source.split(" ", 1)[0], "source": source, "error": f"{error[:300]} "
+                 f"(failure {failures}, next try in {retry_in_s:.0f} s)", "updated_at": time.time()})
+
+
 def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from_start: bool = False,
                 poll_s: float = 2.0, stop: Callable[[], bool] = lambda: False) -> Status:
     """Every contact record file in ``directory`` (new files, and files that grew, are read; the
@@ -151,14 +200,13 @@ def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from
     producer = _producer(s, "amazon-connect")
     try:
         while not stop():
-            files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+            files = sorted(p for p in directory.iterdir() if not p.name.startswith(".") and p.is_file())
             todo = [p for p in files if seen.get(p.name) != p.stat().st_size]
             for path in todo:
                 size = path.stat().st_size
-                for i, rec in enumerate(records_of(path.read_text(errors="replace"))):
-                    out = map_ctr(rec, tenant) if not isinstance(rec, str) else Rejected("garbled_line", "not JSON")
+                for i, out, raw in _ctr_records(path, directory, size, tenant, map_ctr, records_of):
                     _send(producer, s, st, out, f"amazon-connect:{path.name}:{i}",
-                          lambda rej: _dead_letter(rej, "amazon-connect", path, i, json.dumps(rec)[:65536]))
+                          lambda rej: _dead_letter(rej, "amazon-connect", path, i, raw))
                 producer.flush()
                 seen[path.name] = size
                 _write_json(seen_file, seen)
