@@ -69,7 +69,7 @@ def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
     elif fmt == "csv":
         w = csv.writer(out)
         w.writerow(columns)
-        w.writerows([[_plain(v) for v in r] for r in rows])
+        w.writerows([[neutral(_plain(v)) for v in r] for r in rows])  # a name is never a formula
     else:
         cells = [[str(_plain(v)) for v in r] for r in rows]
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
@@ -78,6 +78,12 @@ def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
         for r in cells:
             out.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
         out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
+
+
+def neutral(v: Any) -> Any:
+    from streams.reports.cells import neutral as cell
+
+    return cell(v)
 
 
 def _plain(v: Any) -> Any:

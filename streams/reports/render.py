@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from streams.reports.cells import neutral, pdf_fonts, text_cells
 from streams.reports.client import ClientReport, Counts, VARIANT_LABELS
 
 DAY_COLUMNS = ("day", "offered", "answered", "abandoned", "service_level", "abandon_rate", "asa_s", "handled",
@@ -51,11 +52,11 @@ def to_csv(r: ClientReport) -> str:
     w = csv.writer(out)
     w.writerow(DAY_COLUMNS)
     for d, c in r.days:
-        w.writerow(["" if v is None else v for v in day_values(r, d.isoformat(), c)])
-    w.writerow(["" if v is None else v for v in day_values(r, "total", r.total)])
+        w.writerow(["" if v is None else neutral(v) for v in day_values(r, d.isoformat(), c)])
+    w.writerow(["" if v is None else neutral(v) for v in day_values(r, "total", r.total)])
     w.writerow([])
-    w.writerow(["billing", r.billing.unit, r.billing.rounding, r.billing.rate, r.billing.currency,
-                str(r.units(r.total)), str(r.amount)])
+    w.writerow([neutral(v) for v in ("billing", r.billing.unit, r.billing.rounding, r.billing.rate,
+                                     r.billing.currency, str(r.units(r.total)), str(r.amount))])
     return out.getvalue()
 
 
@@ -102,6 +103,8 @@ def to_xlsx(r: ClientReport, path: Path) -> None:
         queues.append([q.queue, q.counts.offered, q.counts.answered, q.counts.abandoned,
                        None if q.service_level is None else round(q.service_level, 4), q.goal,
                        "" if q.met is None else ("yes" if q.met else "no"), VARIANT_LABELS.get(q.variant, q.variant)])
+    for sheet in wb.worksheets:
+        text_cells(sheet)  # a queue named "=HYPERLINK(...)" stays a name
     wb.save(path)
 
 
@@ -115,13 +118,20 @@ def to_pdf(r: ClientReport, path: Path) -> None:
     from reportlab.lib.units import mm
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+    from xml.sax.saxutils import escape
+
+    font, bold = pdf_fonts()
     styles = getSampleStyleSheet()
+    for st in styles.byName.values():
+        st.fontName = bold if "Heading" in st.name or st.name == "Title" else font
     grid = TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("FONTSIZE", (0, 0), (-1, -1), 8),
+                       ("FONTNAME", (0, 0), (-1, -1), font), ("FONTNAME", (0, 0), (-1, 0), bold),
                        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
                        ("ALIGN", (1, 1), (-1, -1), "RIGHT")])
-    story: list[Any] = [Paragraph(f"Monthly report: {r.tenant}, {r.month}", styles["Title"])]
+    story: list[Any] = [Paragraph(escape(f"Monthly report: {r.tenant}, {r.month}"), styles["Title"])]
     summary = Table([list(x) for x in summary_lines(r)], colWidths=[70 * mm, 170 * mm])
-    summary.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 9), ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)]))
+    summary.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 9), ("FONTNAME", (0, 0), (-1, -1), font),
+                                 ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)]))
     story += [summary, Spacer(1, 6 * mm)]
 
     if r.days:
@@ -136,7 +146,7 @@ def to_pdf(r: ClientReport, path: Path) -> None:
         for i, colour in enumerate((colors.HexColor("#7a8ca5"), colors.HexColor("#2e7d32"), colors.HexColor("#c62828"))):
             bars.bars[i].fillColor = colour
         chart.add(bars)
-        chart.add(String(15 * mm, 55 * mm, "Contacts per day: offered, answered, abandoned", fontSize=8))
+        chart.add(String(15 * mm, 55 * mm, "Contacts per day: offered, answered, abandoned", fontSize=8, fontName=font))
         line = HorizontalLineChart()
         line.x, line.y, line.width, line.height = 140 * mm, 8 * mm, 100 * mm, 45 * mm
         line.data = [[100 * (c.service_level() or 0) for _, c in r.days], [100 * r.sl_goal] * len(r.days)]
@@ -145,7 +155,7 @@ def to_pdf(r: ClientReport, path: Path) -> None:
         line.valueAxis.valueMin, line.valueAxis.valueMax = 0, 100
         line.lines[0].strokeColor, line.lines[1].strokeColor = colors.HexColor("#1565c0"), colors.HexColor("#c62828")
         chart.add(line)
-        chart.add(String(140 * mm, 55 * mm, "Service level per day (%) against the goal (red)", fontSize=8))
+        chart.add(String(140 * mm, 55 * mm, "Service level per day (%) against the goal (red)", fontSize=8, fontName=font))
         story += [chart, Spacer(1, 4 * mm)]
 
     def text(v: Any) -> str:
@@ -168,7 +178,7 @@ def to_pdf(r: ClientReport, path: Path) -> None:
     queues = Table(qrows, repeatRows=1)
     queues.setStyle(grid)
     story += [Paragraph("Queues against their goals", styles["Heading2"]), queues]
-    SimpleDocTemplate(str(path), pagesize=landscape(A4), title=f"{r.tenant} {r.month}", author="ccpulse",
+    SimpleDocTemplate(str(path), pagesize=landscape(A4), title=escape(f"{r.tenant} {r.month}"), author="ccpulse",
                       leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm).build(story)
 
 
