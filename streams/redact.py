@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]*)(:[^/\s@]*)?@")
+# The password runs to the last "@" of the authority: a password may hold "@" (and ":").
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]*)(:[^/\s]*)?@(?=[^@/\s]*(?:[/?#\s]|$))")
 _QUERY = re.compile(r"(?i)([?&;](?:token|access_token|api[_-]?key|key|secret|sig|signature|password|passwd|pass|"
                     r"auth|code|client_secret)=)[^&\s#'\"]+")
 _SLACK = re.compile(r"(?i)(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s'\"?#]+")

@@ -69,8 +69,11 @@ def cmd_db_access(args: argparse.Namespace) -> int:
     tenants = sorted(set(load_centre(s.centre_config).tenants) | set(args.tenant or []))
     path = urlparse(s.clickhouse_url).path.strip("/")
     database = path if s.clickhouse_url.startswith("clickhouse://") and path else s.clickhouse_database
-    xml = users_xml(database, tenants, reader=args.reader, reader_password=Password(env=args.reader_env),
-                    **({"networks": args.network} if args.network else {}), legacy=args.legacy)
+    try:
+        xml = users_xml(database, tenants, reader=args.reader, reader_password=Password(env=args.reader_env),
+                        **({"networks": args.network} if args.network else {}), legacy=args.legacy)
+    except ValueError as e:  # two tenants that would share a user, a bad network
+        raise CliError(str(e)) from None
     if args.out:
         Path(args.out).write_text(xml)
         print(f"wrote {args.out}: read-only user {args.reader!r} (password from ${args.reader_env}) and "
@@ -100,8 +103,9 @@ def cmd_compose_env(args: argparse.Namespace) -> int:
     if not lines:
         lines = ["# Secrets of docker-compose.yml, written by `ccpulse compose-env`. Keep this file private."]
     lines += [f"{v}={secrets.token_urlsafe(24)}" for v in added]  # URL-safe: one goes into a URL
-    out.write_text("\n".join(lines) + "\n")
-    out.chmod(0o600)
+    from streams.config.private import write_private
+
+    write_private(out, "\n".join(lines) + "\n")  # 0600 from its first byte, never chmod-ed after
     kept = len(required) - len(added)
     print(f"{out}: {len(added)} new secrets ({', '.join(added) or 'none'}), {kept} kept; "
           "docker compose reads it from this directory", file=sys.stderr)

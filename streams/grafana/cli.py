@@ -107,6 +107,12 @@ def _push_clients(args: argparse.Namespace) -> int:
     tenants = sorted(set(args.client or []) | set(_centre(args).tenants))
     if not tenants:
         raise cli_error("no client tenants: name them in the centre file (CCPULSE_CENTRE_CONFIG) or pass --client T")
+    from streams.clickhouse.access import client_users
+
+    try:
+        client_users(tenants)  # one ClickHouse user and one secret per tenant, never shared
+    except ValueError as e:
+        raise cli_error(str(e)) from None
     missing = [client_password_env(t) for t in tenants if not os.environ.get(client_password_env(t))]
     if missing:
         raise cli_error(f"no ClickHouse password for {', '.join(missing)}: set them as for the ClickHouse server "

@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from streams.config.private import write_private
+
 
 def _read(path: Path) -> dict[str, str]:
     try:
@@ -19,13 +21,7 @@ def _read(path: Path) -> dict[str, str]:
 
 def _write_private(path: Path, data: dict[str, str]) -> None:
     """Atomically, readable by this user only (0600) from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)  # a leftover keeps its own mode through O_TRUNC: never reuse one
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(data))
 
 
 def tokens_path(state_dir: Path) -> Path:
