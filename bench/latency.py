@@ -51,6 +51,7 @@ from typing import Any
 from bench.harness import (_cpu_s, _health, _note, _rss_mb, bench_settings, prepare,
                             start_worker)
 from streams.config.settings import Settings
+from streams.worker.query import worker_headers
 
 REFRESH_S = 0.2
 POLL_S = 0.05
@@ -64,6 +65,7 @@ class _Sql:
 
     def __init__(self, s: Settings) -> None:
         self.host, self.port = "127.0.0.1", s.web_port
+        self.settings = s
         self.conn: http.client.HTTPConnection | None = None
 
     def scalar(self, sql: str) -> Any:
@@ -72,7 +74,7 @@ class _Sql:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
             try:
                 self.conn.request("POST", "/sql", body=json.dumps({"sql": sql}),
-                                  headers={"Content-Type": "application/json"})
+                                  headers=worker_headers(self.settings))  # its token, as ccpulse sql sends it
                 r = self.conn.getresponse()
                 body = json.loads(r.read())
             except (OSError, http.client.HTTPException):

@@ -32,6 +32,14 @@ def _note(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
+#: The columns the panel bench fills; the rest (outbound, IVR, quality...) take their defaults.
+GENERATED_COLUMNS = (
+    "interaction_id", "tenant", "channel", "queue", "first_queue", "queues", "customer_id", "priority", "agent_id",
+    "first_agent_id", "offered_at", "answered_at", "abandoned_at", "ended_at", "wrapup_ended_at",
+    "first_response_at", "last_event_at", "wait_ms", "talk_ms", "hold_ms", "acw_ms", "holds", "transfers",
+    "outcome", "disposition", "resolved", "csat", "csat_at", "closed_by_timeout", "anomalies", "n_events", "version")
+
+
 def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1_780_000_000_000) -> int:
     """Fill the tables; returns the newest event time (ms). Deterministic (hashes, no rand)."""
     db = ch.database
@@ -41,7 +49,7 @@ def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1
     h = "cityHash64(number, {salt})"
     t0 = time.monotonic()
     ch.command(f"""
-        INSERT INTO {db}.interactions
+        INSERT INTO {db}.interactions ({", ".join(GENERATED_COLUMNS)})
         SELECT
             concat('h', toString(number)) AS interaction_id, g.1 AS tenant, g.3 AS channel, g.2 AS queue,
             g.2 AS first_queue, [g.2] AS queues,
@@ -154,13 +162,14 @@ def _queries(boards: dict[str, dict[str, Any]]) -> list[tuple[str, str, dict[str
 
 def _values(board: dict[str, Any]) -> dict[str, Any]:
     """Busy real values: the first tenant, its sales queue, voice, a busy agent."""
-    choice = {"tenant": "acme", "queue": "acme-sales", "channel": "voice", "agent": "acme-a7"}
+    choice = {"tenant": "acme", "queue": "acme-sales", "channel": "voice", "agent": "acme-a7", "team": "acme-t1",
+              "campaign": "acme-outbound"}
     out: dict[str, Any] = {}
     for v in board["templating"]["list"]:
         if v["type"] == "custom":
             out[v["name"]] = v["current"]["value"]
         else:
-            value = choice[v["name"]]
+            value = choice.get(v["name"], "")  # a variable this bench does not know yet: no filter value
             out[v["name"]] = [value] if v.get("multi") else value
     return out
 
