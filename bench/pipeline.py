@@ -203,7 +203,8 @@ def measure_throughput(events_wanted: int, workdir: Path, port: int, interaction
 def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
             skip_latency: bool = False, skip_alerts: bool = False, alert_episodes: int = 20,
             panel_interactions: int = 10_000_000, skip_panels: bool = False,
-            skip_month: bool = False, server_url: str | None = None) -> dict[str, Any]:
+            skip_month: bool = False, server_url: str | None = None,
+            month_interactions: int = MONTH_INTERACTIONS) -> dict[str, Any]:
     from bench.alerts import measure_alerts
     from bench.latency import measure_latency
     from bench.panels import measure_panels
@@ -231,9 +232,9 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
         if skip_month:
             r.update(replay_month_s=None)
         else:
-            _note(f"a month of the simulated centre ({MONTH_INTERACTIONS:,} contacts, 30 days) through one worker")
+            _note(f"a month of the simulated centre ({month_interactions:,} contacts, 30 days) through one worker")
             (workdir / "month").mkdir(exist_ok=True)
-            m = measure_throughput(0, workdir / "month", port, interactions=MONTH_INTERACTIONS, tag_suffix="m")
+            m = measure_throughput(0, workdir / "month", port, interactions=month_interactions, tag_suffix="m")
             r.update(replay_month_s=m["pipeline_s"], replay_month_events=m["events"],
                      replay_month_interactions=m["interactions"], replay_month_worker_rss_mb=m["worker_rss_mb"],
                      replay_month_engine_rss_mb=m["engine_rss_mb"])
@@ -265,7 +266,8 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
                     panel_interactions=getattr(args, "panel_interactions", 10_000_000),
                     skip_panels=getattr(args, "skip_panels", False),
                     skip_month=getattr(args, "skip_month", False),
-                    server_url=getattr(args, "server_url", None))
+                    server_url=getattr(args, "server_url", None),
+                    month_interactions=getattr(args, "month_interactions", MONTH_INTERACTIONS))
     if args.json:
         print(json.dumps(r))
         return 0

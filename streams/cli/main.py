@@ -422,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="contacts of history the dashboard queries are timed over (default 10 million)")
     bench.add_argument("--skip-panels", action="store_true", help="no dashboard query timing")
     bench.add_argument("--skip-month", action="store_true", help="no month replay")
+    bench.add_argument("--month-interactions", type=int, default=88_000,
+                       help="contacts of the simulated month replayed (default 88,000; smaller for a quick run)")
     bench.add_argument("--server-url", metavar="URL",
                        help="also run the throughput phase with the worker writing to this ClickHouse server "
                             "(clickhouse://user:password@host:9000/any; a private database, dropped after)")
