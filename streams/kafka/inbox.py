@@ -326,6 +326,11 @@ class InboxConsumer(faust_aiokafka.Consumer):
                     upto = put_upto.get((tp, generation_id))
                     if recs and upto is not None and recs[0].offset <= upto:
                         recs = [r for r in recs if r.offset > upto]
+                        if not recs:
+                            # All put before the seek moved the read offset back: the consumer
+                            # has read up to ``upto`` (else the stall guard sees a partition it
+                            # has read whole as never read, and restarts the worker for nothing).
+                            set_read_offset(tp, max(upto, get_read_offset(tp) or -1))
                     if recs:
                         # Unless a rebalance began: faust's wait_first drops them then too.
                         if not self.suspend_flow.is_set():
