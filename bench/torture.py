@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bench.harness import _env, _note, bench_settings, prepare, private_broker
+from bench.harness import _env, _free_port, _note, bench_settings, prepare, private_broker
 from streams.clickhouse.connect import connect
 from streams.clickhouse.devserver import ClickHouseServer
 from streams.traffic.producer import from_event, produce
@@ -104,12 +104,6 @@ class Deployment:
         for w in self.workers:
             w.stop(timeout=30)
         self.workers.clear()
-
-
-def _free_port() -> int:
-    from bench.harness import _free_port as free
-
-    return free()
 
 
 def _events_seen(w: WorkerProcess) -> int:

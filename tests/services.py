@@ -16,17 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from streams.clickhouse.devserver import ClickHouseServer, port_open as _port_open  # noqa: F401 -- re-exported
+from streams.clickhouse.devserver import ClickHouseServer, free_port, port_open as _port_open  # noqa: F401 -- re-exported
 from streams.worker.process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
