@@ -215,6 +215,10 @@ def measure(events_wanted: int, workdir: Path, latency_seconds: float = 30.0,
 
         (workdir / "intake").mkdir(exist_ok=True)
         r.update(measure_intake(workdir / "intake", port))
+        from bench.intake import measure_intake_under_attack
+
+        (workdir / "intake-attack").mkdir(exist_ok=True)
+        r.update(measure_intake_under_attack(workdir / "intake-attack"))
         if server_url:
             _note("the same events, the worker writing to the ClickHouse server (no embedded engine in it)")
             (workdir / "server").mkdir(exist_ok=True)
@@ -286,6 +290,9 @@ def run_bench(_s: Settings, args: argparse.Namespace) -> int:
         ("embedded engine's process RSS", f"{_fmt(r.get('engine_rss_mb'), ',.0f')} MB"),
         ("HTTP intake: events accepted (16 clients, 400-event requests)", f"{_fmt(r.get('intake_events_per_s'), ',')} "
                                                                           f"events/s, p99 {_fmt(r.get('intake_p99_ms'), '')} ms"),
+        ("HTTP intake's peak RSS under a 1 GB body, 500 unfinished heads and no broker at once",
+         f"{_fmt(r.get('intake_under_attack_rss_mb'), ',')} MB (GET /health meanwhile: "
+         f"{_fmt(r.get('intake_attack_health_ms'), '')} ms)"),
         ("forecast_s: 100 queues, a year of history each", f"{_fmt(r.get('forecast_s'), '')} s "
                                                            f"({_fmt(r.get('forecast_cpu_s'), '')} s CPU)"),
     ]

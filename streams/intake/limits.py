@@ -3,7 +3,8 @@ anyone on its network, and Twilio's route faces the internet.
 
 - **Headers**: a connection that has not sent a whole request head within
   ``HEADER_TIMEOUT_S`` is closed, heads larger than ``MAX_HEAD`` are refused by h11, and at
-  most ``MAX_CONNECTIONS`` connections are open at once (more are closed on accept). uvicorn
+  most ``MAX_CONNECTIONS`` connections are open at once (more are closed on accept, and the
+  process's file limit is raised to hold them). uvicorn
   has no header-read timeout of its own (a request head sent a byte at a time held a
   connection for ever), so ``GuardedH11Protocol`` adds one to its h11 protocol.
 - **Bodies**: ``read_body`` reads at most ``limit`` bytes, chunked or not, within
@@ -24,7 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 15.0
 MAX_HEAD = 16 * 1024
-MAX_CONNECTIONS = 256
+MAX_CONNECTIONS = 1000  # idle ones cost ~10 kB each; heads time out after HEADER_TIMEOUT_S
 SEND_TIMEOUT_S = 5.0
 BROKER_PAUSE_S = 2.0
 
@@ -120,7 +121,13 @@ class GuardedH11Protocol(H11Protocol):
 
 def serve(app: Any, host: str, port: int) -> None:
     """Run ``app`` under uvicorn with the limits above."""
+    import resource
+
     import uvicorn
 
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = MAX_CONNECTIONS + 64
+    if soft < want and (hard == resource.RLIM_INFINITY or hard >= want):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     uvicorn.run(app, host=host, port=port, log_level="warning", http=GuardedH11Protocol,
                 limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEAD)

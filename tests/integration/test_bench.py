@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 #: backfill, the dashboards and the forecasts.
 FIGURES = ("events_per_s", "events_per_worker_cpu_s", "ratio", "worker_rss_mb", "intake_events_per_s",
            "e2e_p99_ms", "alert_p99_ms", "replay_month_s", "replay_month_worker_rss_mb", "backfill_month_s",
-           "panel_max_ms", "panel_p50_ms", "forecast_s")
+           "panel_max_ms", "panel_p50_ms", "forecast_s", "intake_under_attack_rss_mb")
 
 
 def test_the_bench_runs_through_every_stage() -> None:
