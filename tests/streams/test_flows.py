@@ -189,3 +189,39 @@ def test_a_contact_offered_a_little_ahead_of_the_clock_waits_zero_not_less() -> 
             (0, ("acme", "sales", "chat"), 15, kpi.zero(), 1, T0 - 30_000, T0)]    # waiting 30 s
     got = rows.kpi_live_batch(live, 1).to_pydict()["oldest_waiting_since"]
     assert [int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v for v in got] == [T0, T0 - 30_000]
+
+
+def _agent_rows_written(log: list[Any]) -> int:
+    return sum(n for op, table, *rest in log if op == "write" and table == rows.AGENT_INTERVALS_TABLE for n in rest)
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["same-process", "restarted"])
+def test_agent_figures_cover_every_interval_when_the_clock_jumps_past_the_lateness(tmp_path: Path,
+                                                                                   restarted: bool) -> None:
+    """The event clock moves five days (past the 3-day lateness) between two runs of the figures
+    timer -- a history read fast, or a backlog read by a restarted worker: every interval in
+    between is written, from where the figures stood (the torture run found agent rows missing)."""
+    from datetime import datetime, timezone
+
+    from streams.worker.flows.agents import figures_key
+
+    w, log = worker(tmp_path)
+    flow = AgentFlow(w, settled_kpis(w))
+    ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
+    day = 86_400_000
+    first = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
+              "queues": ["sales"]},
+             {"type": "agent_ready", "event_id": "a2", "ts": ts(T0), "tenant": "acme", "agent_id": "ann"}]
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(first)]))
+    w.clock.observe(T0 + 15 * 60_000)
+    asyncio.run(flow.figures())
+    assert w.agents.data[figures_key(0)] == {"p": 0, "w": T0 + 15 * 60_000}  # stored with the partition
+    if restarted:  # a new process: the table (recovered from the changelog) is all it has
+        flow = AgentFlow(w, settled_kpis(w))
+    late = {"type": "agent_logout", "event_id": "a3", "ts": ts(T0 + 5 * day), "tenant": "acme", "agent_id": "ann"}
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_events, 2, "ann", late)]))
+    w.clock.observe(T0 + 5 * day)
+    log.clear()
+    asyncio.run(flow.figures())
+    # From the interval of the last mark (T0 + 15 min) to the logout: 5 days of 15-minute rows.
+    assert _agent_rows_written(log) == 5 * 96

@@ -20,6 +20,16 @@ from streams.worker.flows.kpis import KpiFlow
 from streams.worker.runner import BatchRunner, Output
 
 
+#: Key prefix of a partition's "agent figures written up to" mark in the agent table (no agent
+#: key starts with a NUL byte): on that partition's changelog, so a restarted or new owner
+#: writes the figures from where the last one stopped, however far back that is.
+FIGURES_KEY = b"\x00figures:"
+
+
+def figures_key(partition: int) -> bytes:
+    return FIGURES_KEY + str(partition).encode()
+
+
 class AgentFlow:
     def __init__(self, w: Worker, kpis: KpiFlow) -> None:
         self.w = w
@@ -90,25 +100,32 @@ class AgentFlow:
             return
         owned = w.owned(w.settings.topic_agent_events)
         horizon = now - w.centre.windows.lateness_s * 1000
-        # After a start or a rebalance, everything still within the lateness horizon: what
-        # changed since the previous owner's last run was only in its memory.
-        since_last = self.written_until or horizon
+        # Where the figures stand: this process's last run, else (after a start or a rebalance)
+        # the mark the last owner stored with each partition, else the lateness horizon.
+        table = w.agents.data
+        stored = {p: (table.get(figures_key(p)) or {}).get("w") or 0 for p in owned}
         version = w.next_version()
         figures, live = [], []
-        for n, (key, st) in enumerate(list(w.agents.data.items())):
+        for n, (key, st) in enumerate(list(table.items())):
             if n % 50 == 49:
                 await asyncio.sleep(0)  # let the agents and the consumer run between agents
-            if not st or st.get("p") not in owned:
+            if not st or key.startswith(FIGURES_KEY) or st.get("p") not in owned:
                 continue
             agent = ident_of(key)
             live.append((st["t"], agent, ag.current(st, now)))
+            since_last = self.written_until or stored[st["p"]] or horizon
             if (self.written_until and key not in self.dirty
                     and (idle := ag.idle_since(st)) is not None and idle <= since_last):
                 # Logged out, nothing new: its rows up to since_last are written and later
                 # ones would hold only logged-out time (no column). A month's replay spent
                 # most of this timer on such rows.
                 continue
-            start = max(min(self.dirty.pop(key, since_last), since_last), horizon)
+            # From what changed, but never before the lateness horizon, nor after where the
+            # figures stand: when the event clock has moved past the lateness since then (a
+            # history load read fast, a backlog after a restart), the intervals in between
+            # were written by nobody yet.
+            floor = min(horizon, since_last)
+            start = max(min(self.dirty.pop(key, since_last), since_last), floor)
             if not self.written_until:  # not before the agent's first event
                 start = max(start, ag.first_seen(st) or now)
             start -= start % INTERVAL_MS
@@ -116,7 +133,7 @@ class AgentFlow:
             figures.append((st["t"], agent, ag.per_interval(pieces, INTERVAL_MS)))
             if len(st["f"]) > 64 or len(st["c"]) > 256:
                 before = (len(st["f"]), len(st["c"]))
-                ag.trim(st, horizon)
+                ag.trim(st, floor)  # what a restart may still have to write from stays
                 if (len(st["f"]), len(st["c"])) != before:
                     self.store(key, st, st["p"])
         self.written_until = now
@@ -136,6 +153,12 @@ class AgentFlow:
         await w.writer.write(rows.AGENT_INTERVALS_TABLE, intervals)
         await w.writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
         await w.writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
+        # Only once the rows are stored: the mark of where the figures stand.
+        for p in owned:
+            mark = {"p": p, "w": now}
+            table[figures_key(p)] = mark
+            w.sends.add(w.changelogs.agents, p, figures_key(p), orjson.dumps(mark))
+        await w.send_or_exit()
 
     def register(self, app: faust.App, runner: BatchRunner, topic: Any) -> None:
         runner.agent(topic, "agent-events")(self.handle)

@@ -109,7 +109,7 @@ class KpiFlow:
         # changed before the stop was only in the old process's memory) are written from
         # the recovered states, not once the next event arrives.
         for st in w.agents.data.values():
-            if st:
+            if st and "f" in st:  # an agent (not a partition's figures mark)
                 w.clock.observe(ag.last_event_at(st) or 0)
         kpis.clear()
         windows = w.centre.windows
