@@ -32,8 +32,10 @@ def _batch(client: int, n: int) -> bytes:
     return json.dumps(out).encode()
 
 
-def measure_intake(workdir: Path, port: int) -> dict[str, Any]:
-    s = bench_settings(workdir, port, "benchintake")
+def _start_intake(workdir: Path, port: int, tag: str) -> tuple[subprocess.Popen, int, str]:
+    """``ccpulse intake`` on its own topics and a free port, listening; its process, port and a
+    token of tenant ``bench``."""
+    s = bench_settings(workdir, port, tag)
     prepare(s)
     env = _env(s)
     token = subprocess.run([sys.executable, "-m", "streams.cli", "intake", "token", "--tenant", "bench"], env=env,
@@ -41,13 +43,18 @@ def measure_intake(workdir: Path, port: int) -> dict[str, Any]:
     http_port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "streams.cli", "intake", "--port", str(http_port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, http_port, token
+
+
+def measure_intake(workdir: Path, port: int) -> dict[str, Any]:
+    server, http_port, token = _start_intake(workdir, port, "benchintake")
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         bodies = [[_batch(c, n) for n in range(REQUESTS)] for c in range(CLIENTS)]
         latencies: list[float] = []
         accepted = [0]
@@ -98,24 +105,11 @@ def measure_intake_under_attack(workdir: Path, body_mb: int = 1024, idle: int = 
 
     bport = _free_port()
     devstack.up(workdir / "state", bport)
-    s = bench_settings(workdir, bport, "attackintake")
-    prepare(s)
-    env = _env(s)
-    token = subprocess.run([sys.executable, "-m", "streams.cli", "intake", "token", "--tenant", "bench"], env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    http_port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streams.cli", "intake", "--port", str(http_port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, http_port, token = _start_intake(workdir, bport, "attackintake")
     socks: list[socket.socket] = []
     peak = [0.0]
     stop = threading.Event()
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         devstack.down(workdir / "state", bport)  # the broker is gone for the rest of the stage
 
         def watch() -> None:
