@@ -35,7 +35,8 @@ class AgentFlow:
         self.w = w
         self.kpis = kpis  # whether the recovered states are settled
         self.dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
-        self.written_until = 0  # 0: redo the lateness horizon (after a start or a rebalance)
+        self.written_until = 0  # 0: from the stored marks (after a start or a rebalance)
+        self.partition_clock: dict[int, int] = {}  # agent partition -> its newest event or contact time
 
     def rebalanced(self) -> None:
         self.written_until = 0
@@ -59,6 +60,13 @@ class AgentFlow:
     def _mark(self, key: bytes, since: int) -> None:
         self.dirty[key] = min(self.dirty.get(key, since), since)
 
+    def _seen(self, partition: int, ts_ms: int) -> None:
+        """The newest time this partition's agents have: lateness is judged by it, as the
+        interaction fold judges each events partition by its own clock (a replay reads the
+        partitions unevenly; another's newest event must not make these late)."""
+        if ts_ms > self.partition_clock.get(partition, 0):
+            self.partition_clock[partition] = ts_ms
+
     async def handle(self, events: list[Any]) -> Output:
         """A batch of both agent-keyed topics: the agents' own events and their handling."""
         w, s = self.w, self.w.settings
@@ -68,6 +76,7 @@ class AgentFlow:
         known = states(w.agents)
         for m, e in good:
             w.clock.observe(e.ts_ms)
+            self._seen(m.partition, e.ts_ms)
             key = state_key(e.tenant, m.key)  # another tenant's agent of the same id is another agent
             st = known.get(key) or self.adopt_legacy(known, key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
@@ -86,6 +95,7 @@ class AgentFlow:
                 times = [t for seg in old + a["g"] for t in seg if t]
                 if times:
                     self._mark(key, min(times))
+                    self._seen(m.partition, max(times))
                 w.agents.data[key] = st
                 changed[key] = (st, m.partition)
         for key, (st, partition) in changed.items():
@@ -99,11 +109,15 @@ class AgentFlow:
         if not now or not self.kpis.settled():
             return
         owned = w.owned(w.settings.topic_agent_events)
-        horizon = now - w.centre.windows.lateness_s * 1000
+        lateness = w.centre.windows.lateness_s * 1000
         # Where the figures stand: this process's last run, else (after a start or a rebalance)
-        # the mark the last owner stored with each partition, else the lateness horizon.
+        # the mark the last owner stored with each partition, else nowhere (all the history).
         table = w.agents.data
         stored = {p: (table.get(figures_key(p)) or {}).get("w") or 0 for p in owned}
+        if not self.written_until:  # after a start: the partitions' clocks from the recovered states
+            for key, st in table.items():
+                if st and not key.startswith(FIGURES_KEY) and st.get("p") in owned:
+                    self._seen(st["p"], ag.last_seen(st) or 0)
         version = w.next_version()
         figures, live = [], []
         for n, (key, st) in enumerate(list(table.items())):
@@ -113,17 +127,18 @@ class AgentFlow:
                 continue
             agent = ident_of(key)
             live.append((st["t"], agent, ag.current(st, now)))
-            since_last = self.written_until or stored[st["p"]] or horizon
+            since_last = self.written_until or stored[st["p"]] or ag.first_seen(st) or now
             if (self.written_until and key not in self.dirty
                     and (idle := ag.idle_since(st)) is not None and idle <= since_last):
                 # Logged out, nothing new: its rows up to since_last are written and later
                 # ones would hold only logged-out time (no column). A month's replay spent
                 # most of this timer on such rows.
                 continue
-            # From what changed, but never before the lateness horizon, nor after where the
-            # figures stand: when the event clock has moved past the lateness since then (a
-            # history load read fast, a backlog after a restart), the intervals in between
-            # were written by nobody yet.
+            # From what changed, but not before its partition's lateness horizon (what is older
+            # is final, and a state may have forgotten it), nor after where the figures stand:
+            # when the clock has moved past the lateness since then (a history read fast, a
+            # backlog after a restart), the intervals in between were written by nobody yet.
+            horizon = self.partition_clock.get(st["p"], now) - lateness
             floor = min(horizon, since_last)
             start = max(min(self.dirty.pop(key, since_last), since_last), floor)
             if not self.written_until:  # not before the agent's first event
