@@ -13,15 +13,21 @@ from tests.services import Broker
 pytestmark = pytest.mark.integration
 
 
-def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> None:
+def _topic_of(broker: Broker, n: int) -> str:
+    """A new topic whose partition 0 holds v0..v{n-1} at offsets 0..n-1."""
     from kafka import KafkaProducer
 
     topic = f"gaps-{uuid.uuid4().hex[:8]}"
     producer = KafkaProducer(bootstrap_servers=[broker.url.removeprefix("kafka://")])
-    for i in range(10):
+    for i in range(n):
         producer.send(topic, key=b"k", value=f"v{i}".encode(), partition=0)
     producer.flush()
     producer.close()
+    return topic
+
+
+def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> None:
+    topic = _topic_of(broker, 10)
 
     def ev(offset: int) -> RawMessage:
         return RawMessage(topic, 0, offset, b"k", f"v{offset}".encode())
@@ -42,14 +48,7 @@ def test_skipped_offsets_are_read_back_in_order_and_reported(broker: Broker) -> 
 def test_a_hole_at_the_head_of_a_partition_nobody_committed_is_read_back(broker: Broker) -> None:
     """Issue 23: nothing committed yet, reading began at the log start (0), and the first batch
     that arrives starts at 3: offsets 0..2 are read back, not committed over."""
-    from kafka import KafkaProducer
-
-    topic = f"gaps-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=[broker.url.removeprefix("kafka://")])
-    for i in range(6):
-        producer.send(topic, key=b"k", value=f"v{i}".encode(), partition=0)
-    producer.flush()
-    producer.close()
+    topic = _topic_of(broker, 6)
 
     async def run() -> tuple[list, list]:
         filler = GapFiller([broker.url.removeprefix("kafka://")], expected=lambda t, p: 0)
