@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.harness import _env, _free_port, _note, bench_settings, prepare
+from bench.harness import _env, _free_port, _note, _rss_mb, bench_settings, prepare
 
 CLIENTS, REQUESTS, CONTACTS = 16, 40, 100
 
@@ -86,13 +86,6 @@ def measure_intake(workdir: Path, port: int) -> dict[str, Any]:
     latencies.sort()
     return {"intake_events_per_s": round(accepted[0] / wall), "intake_p50_ms": round(statistics.median(latencies), 1),
             "intake_p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1), "intake_events": accepted[0]}
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def measure_intake_under_attack(workdir: Path, body_mb: int = 1024, idle: int = 500) -> dict[str, Any]:
