@@ -174,10 +174,10 @@ def first_seen(st: AgentState) -> int | None:
     return min(times, default=None)
 
 
-def last_seen(st: AgentState) -> int | None:
-    """The newest time the state holds: an own event, or a contact segment's start or end."""
-    times = [f[0] for f in st["f"].values()] + [t for segs in st["c"].values() for seg in segs for t in seg[:2] if t]
-    return max(times, default=None)
+def last_contact_at(st: AgentState) -> int | None:
+    """The newest contact time (a segment's start or end) the state holds: its contact clock
+    after a restart."""
+    return max((t for segs in st["c"].values() for seg in segs for t in seg[:2] if t), default=None)
 
 
 def last_event_at(st: AgentState) -> int | None:

@@ -215,7 +215,8 @@ def test_agent_figures_cover_every_interval_when_the_clock_jumps_past_the_latene
     asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(first)]))
     w.clock.observe(T0 + 15 * 60_000)
     asyncio.run(flow.figures())
-    assert w.agents.data[figures_key(0)] == {"p": 0, "w": T0 + 15 * 60_000}  # stored with the partition
+    mark = w.agents.data[figures_key(0)]  # stored with the partition; the clock runs on between
+    assert mark["p"] == 0 and 0 <= mark["w"] - (T0 + 15 * 60_000) < 1000  # observations (wall time)
     if restarted:  # a new process: the table (recovered from the changelog) is all it has
         flow = AgentFlow(w, settled_kpis(w))
     late = {"type": "agent_logout", "event_id": "a3", "ts": ts(T0 + 5 * day), "tenant": "acme", "agent_id": "ann"}
@@ -226,3 +227,39 @@ def test_agent_figures_cover_every_interval_when_the_clock_jumps_past_the_latene
     # From the interval of the last mark (T0 + 15 min) to the logout: 5 days of 15-minute rows
     # (one fewer when the clock stands exactly at the logout, not a few ms past it).
     assert _agent_rows_written(log) in (5 * 96 - 1, 5 * 96)
+
+
+def test_a_contact_of_the_first_day_read_after_days_of_agent_events_is_in_its_interval(tmp_path: Path) -> None:
+    """A replay reads the small agent-events topic days ahead of the contacts the fold reports:
+    lateness is judged by the slower input, so a first-day contact still rewrites its interval
+    (the torture run's never-killed reference lacked the busy time of the first day)."""
+    from datetime import datetime, timezone
+
+    w, log = worker(tmp_path)
+    tables: list[Any] = []
+    real_write = w.writer.write
+
+    async def write(table: str, batch: Any) -> None:
+        tables.append((table, batch.to_pylist()))
+        await real_write(table, batch)
+
+    w.writer.write = write  # type: ignore[method-assign]
+    flow = AgentFlow(w, settled_kpis(w))
+    ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
+    day = 86_400_000
+    own = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
+            "queues": ["sales"]},
+           {"type": "agent_ready", "event_id": "a2", "ts": ts(T0), "tenant": "acme", "agent_id": "ann"}]
+    own += [{"type": "agent_not_ready", "event_id": f"n{d}", "ts": ts(T0 + d * day), "tenant": "acme",
+             "agent_id": "ann", "reason": "break"} for d in range(1, 5)]
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(own)]))
+    w.clock.observe(T0 + 4 * day + 60_000)
+    asyncio.run(flow.figures())  # the figures timer runs before any contact is read
+    tables.clear()
+    talk = [[T0 + 60_000, T0 + 180_000, None]]  # 2 minutes busy in the first interval
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_activity, 0, "ann", {"i": "c1", "g": talk, "t": "acme"})]))
+    asyncio.run(flow.figures())
+    first = [r for t, rs in tables if t == rows.AGENT_INTERVALS_TABLE for r in rs
+             if int(r["interval_start"].timestamp() * 1000 if hasattr(r["interval_start"], "timestamp")
+                    else r["interval_start"]) == T0 - T0 % (15 * 60_000)]
+    assert [r["busy_ms"] for r in first] == [120_000]

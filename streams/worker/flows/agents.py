@@ -36,7 +36,11 @@ class AgentFlow:
         self.kpis = kpis  # whether the recovered states are settled
         self.dirty: dict[bytes, int] = {}  # agent -> earliest event time whose intervals must be rewritten
         self.written_until = 0  # 0: from the stored marks (after a start or a rebalance)
-        self.partition_clock: dict[int, int] = {}  # agent partition -> its newest event or contact time
+        # Per agent partition, the newest time of each input: the agents' own events and the
+        # contacts the interaction fold reports. A replay reads the two topics at different
+        # paces, so lateness is judged by the slower one (see ``watermark``).
+        self.event_clock: dict[int, int] = {}
+        self.contact_clock: dict[int, int] = {}
 
     def rebalanced(self) -> None:
         self.written_until = 0
@@ -60,12 +64,20 @@ class AgentFlow:
     def _mark(self, key: bytes, since: int) -> None:
         self.dirty[key] = min(self.dirty.get(key, since), since)
 
-    def _seen(self, partition: int, ts_ms: int) -> None:
-        """The newest time this partition's agents have: lateness is judged by it, as the
-        interaction fold judges each events partition by its own clock (a replay reads the
-        partitions unevenly; another's newest event must not make these late)."""
-        if ts_ms > self.partition_clock.get(partition, 0):
-            self.partition_clock[partition] = ts_ms
+    @staticmethod
+    def _advance(clock: dict[int, int], partition: int, ts_ms: int | None) -> None:
+        if ts_ms and ts_ms > clock.get(partition, 0):
+            clock[partition] = ts_ms
+
+    def watermark(self, partition: int, now: int) -> int:
+        """How far this partition's agents are known to be complete: the slower of its two
+        inputs, each judged by its own newest time (as the interaction fold judges each events
+        partition by its own clock). The agents' own events are a small topic a replay reads
+        days ahead of the contacts; judged by them, a contact of the first day would be "late"
+        and its intervals never rewritten. An input that has delivered nothing to the
+        partition does not hold it back (a centre whose agents log in but take no contact)."""
+        clocks = [c[partition] for c in (self.event_clock, self.contact_clock) if partition in c]
+        return min(clocks) if clocks else now
 
     async def handle(self, events: list[Any]) -> Output:
         """A batch of both agent-keyed topics: the agents' own events and their handling."""
@@ -76,7 +88,7 @@ class AgentFlow:
         known = states(w.agents)
         for m, e in good:
             w.clock.observe(e.ts_ms)
-            self._seen(m.partition, e.ts_ms)
+            self._advance(self.event_clock, m.partition, e.ts_ms)
             key = state_key(e.tenant, m.key)  # another tenant's agent of the same id is another agent
             st = known.get(key) or self.adopt_legacy(known, key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
@@ -95,7 +107,7 @@ class AgentFlow:
                 times = [t for seg in old + a["g"] for t in seg if t]
                 if times:
                     self._mark(key, min(times))
-                    self._seen(m.partition, max(times))
+                    self._advance(self.contact_clock, m.partition, max(times))
                 w.agents.data[key] = st
                 changed[key] = (st, m.partition)
         for key, (st, partition) in changed.items():
@@ -117,7 +129,8 @@ class AgentFlow:
         if not self.written_until:  # after a start: the partitions' clocks from the recovered states
             for key, st in table.items():
                 if st and not key.startswith(FIGURES_KEY) and st.get("p") in owned:
-                    self._seen(st["p"], ag.last_seen(st) or 0)
+                    self._advance(self.event_clock, st["p"], ag.last_event_at(st))
+                    self._advance(self.contact_clock, st["p"], ag.last_contact_at(st))
         version = w.next_version()
         figures, live = [], []
         for n, (key, st) in enumerate(list(table.items())):
@@ -138,7 +151,7 @@ class AgentFlow:
             # is final, and a state may have forgotten it), nor after where the figures stand:
             # when the clock has moved past the lateness since then (a history read fast, a
             # backlog after a restart), the intervals in between were written by nobody yet.
-            horizon = self.partition_clock.get(st["p"], now) - lateness
+            horizon = self.watermark(st["p"], now) - lateness
             floor = min(horizon, since_last)
             start = max(min(self.dirty.pop(key, since_last), since_last), floor)
             if not self.written_until:  # not before the agent's first event
