@@ -220,8 +220,17 @@ def current(st: AgentState, now: int, lookback_ms: int = 12 * 3600_000) -> tuple
     return last.state, last.reason, since, last.held, queues
 
 
+def complete_from(st: AgentState) -> int:
+    """From when the state still holds everything (``trim`` forgot what ended before): its
+    timeline is exact from here on, so no interval before it may be rewritten from it."""
+    return int(st.get("h") or 0)
+
+
 def trim(st: AgentState, horizon: int) -> None:
     """Forget what ended before ``horizon``, keeping the events that still set the state."""
+    if horizon <= complete_from(st):
+        return
+    st["h"] = horizon
     facts = sorted(st["f"].items(), key=lambda kv: (kv[1][0], RANK[kv[1][1]]))
     keep_presence = keep_avail = None
     for eid, f in facts:

@@ -70,6 +70,10 @@ def test_trim_keeps_the_state_setting_events() -> None:
     ag.trim(st, T0 + 1300 * S)
     assert ag.timeline(st, T0 + 1300 * S, T0 + 1800 * S) == before
     assert st["c"] == {} and len(st["f"]) < len(DAY)
+    # It says from when it is whole: the figures never rewrite an interval before that from it.
+    assert ag.complete_from(st) == T0 + 1300 * S
+    ag.trim(st, T0 + 100 * S)  # an older horizon forgets nothing more and keeps the mark
+    assert ag.complete_from(st) == T0 + 1300 * S and ag.complete_from(agent_with(*DAY)) == 0
 
 
 def _stored(figs: dict) -> dict:

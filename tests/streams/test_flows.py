@@ -257,7 +257,9 @@ def test_a_contact_of_the_first_day_read_after_days_of_agent_events_is_in_its_in
     asyncio.run(flow.figures())  # the figures timer runs before any contact is read
     tables.clear()
     talk = [[T0 + 60_000, T0 + 180_000, None]]  # 2 minutes busy in the first interval
-    asyncio.run(flow.handle([msg(w.settings.topic_agent_activity, 0, "ann", {"i": "c1", "g": talk, "t": "acme"})]))
+    later = [[T0 + 4 * day - 3_600_000, T0 + 4 * day - 3_500_000, None]]  # read in the same seconds
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_activity, 0, "ann", {"i": "c1", "g": talk, "t": "acme"}),
+                             msg(w.settings.topic_agent_activity, 1, "ann", {"i": "c2", "g": later, "t": "acme"})]))
     asyncio.run(flow.figures())
     first = [r for t, rs in tables if t == rows.AGENT_INTERVALS_TABLE for r in rs
              if int(r["interval_start"].timestamp() * 1000 if hasattr(r["interval_start"], "timestamp")

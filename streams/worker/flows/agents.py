@@ -61,7 +61,14 @@ class AgentFlow:
         self.w.sends.add(self.w.changelogs.agents, st.get("p", self.w.agent_partition(ident)), old_key, None)
         return st
 
-    def _mark(self, key: bytes, since: int) -> None:
+    def _mark(self, key: bytes, since: int, partition: int) -> None:
+        """The agent's intervals from ``since`` on must be rewritten, unless ``since`` was
+        already past the lateness when it arrived: judged now, at arrival, and not when the
+        timer runs (a replay brings the first day's contacts in the same seconds as the
+        fourth's, and by the next timer run the first day would look late)."""
+        clocks = [c[partition] for c in (self.event_clock, self.contact_clock) if partition in c]
+        if clocks:  # nothing known of this partition yet (a restart): nothing is late
+            since = max(since, min(clocks) - self.w.centre.windows.lateness_s * 1000)
         self.dirty[key] = min(self.dirty.get(key, since), since)
 
     @staticmethod
@@ -93,7 +100,7 @@ class AgentFlow:
             st = known.get(key) or self.adopt_legacy(known, key) or ag.new_agent_state()
             if ag.merge_event(st, e.event_id, e.ts_ms, e.type, e.tenant, getattr(e, "reason", None),
                               getattr(e, "queues", None)):
-                self._mark(key, e.ts_ms)
+                self._mark(key, e.ts_ms, m.partition)
                 w.agents.data[key] = st
                 changed[key] = (st, m.partition)
         for m in events:
@@ -106,8 +113,8 @@ class AgentFlow:
             if ag.set_contact(st, a["i"], a["g"], a["t"]):
                 times = [t for seg in old + a["g"] for t in seg if t]
                 if times:
-                    self._mark(key, min(times))
                     self._advance(self.contact_clock, m.partition, max(times))
+                    self._mark(key, min(times), m.partition)
                 w.agents.data[key] = st
                 changed[key] = (st, m.partition)
         for key, (st, partition) in changed.items():
@@ -147,13 +154,13 @@ class AgentFlow:
                 # ones would hold only logged-out time (no column). A month's replay spent
                 # most of this timer on such rows.
                 continue
-            # From what changed, but not before its partition's lateness horizon (what is older
-            # is final, and a state may have forgotten it), nor after where the figures stand:
-            # when the clock has moved past the lateness since then (a history read fast, a
-            # backlog after a restart), the intervals in between were written by nobody yet.
+            # From what changed (its lateness judged when it arrived, ``_mark``), but not after
+            # where the figures stand: when the clock has moved past the lateness since then (a
+            # history read fast, a backlog after a restart), the intervals in between were
+            # written by nobody yet; nor before what the state still holds whole.
             horizon = self.watermark(st["p"], now) - lateness
             floor = min(horizon, since_last)
-            start = max(min(self.dirty.pop(key, since_last), since_last), floor)
+            start = max(min(self.dirty.pop(key, since_last), since_last), ag.complete_from(st))
             if not self.written_until:  # not before the agent's first event
                 start = max(start, ag.first_seen(st) or now)
             start -= start % INTERVAL_MS
