@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal, Protocol
+from xml.sax.saxutils import escape
 
 
 import pyarrow as pa
@@ -87,10 +88,12 @@ def data_path_locked(path: str) -> bool:
 def write_arrow_file(batch: pa.Table) -> Iterator[str]:
     """The batch as an Arrow file in memory (/dev/shm where there is one), removed after.
 
-    chdb reads it with ``file()``, not through its Python(table) function: that reads the
-    columns under the GIL and took twice as long (5,000 raw events: 56 ms, the worker's
-    other thread slowed to 88 %; by file 29 ms and 98 %). pyarrow writes the file without
-    the GIL. A full /dev/shm is an outage to retry (and to report), not a crash."""
+    The worker's engine runs in a process of its own (streams/clickhouse/engine.py), so only a
+    file name crosses the pipe; the engine maps the file and inserts it through chdb's
+    ``Python()`` table function, not ``file()``: that would need the ``READ ON FILE`` grant,
+    which would let a typed query read any file (``embedded_users_xml``). pyarrow writes
+    the file without the GIL. A full /dev/shm is an outage to retry (and to report), not a
+    crash."""
     from pyarrow import feather
 
     try:
@@ -136,8 +139,9 @@ UNTRUSTED_SETTINGS = {
 }
 #: Statements a typed query may be, by the root of the engine's own parse tree.
 _UNTRUSTED_ROOTS = ("SelectWithUnionQuery (children 1)", "ShowTables", "DescribeQuery", "ExistsTableQuery")
-#: What readonly=1 still lets through in the embedded engine: the scalar ``file()`` function
-#: (reads any file the process can), and system tables that show other queries' text.
+#: What the embedded engine's grants (``embedded_users_xml``) cannot close: the scalar
+#: ``file()`` function (clickhouse-local reads any path with it, granted or not), and system
+#: tables that show the engine's own queries (its one user's: the writer's too).
 _UNTRUSTED_FUNCTIONS = ("file",)
 _SYSTEM_TABLES_OK = {"tables", "columns", "databases", "functions", "parts", "settings", "table_functions",
                      "data_type_families", "time_zones", "numbers", "one", "contributors"}
@@ -150,9 +154,11 @@ class QueryRefused(ClickHouseError):
 def check_untrusted_ast(ast: list[str]) -> str | None:
     """Why the engine's parse tree (``EXPLAIN AST``) of a typed query is refused, or None.
 
-    The engine enforces the rest (readonly=1 on the query's own connection); this names
-    what readonly=1 lets through: ``INTO OUTFILE`` and ``FORMAT`` (a second child of the
-    root), scalar ``file()``, and system tables beyond the schema's."""
+    The engine is the boundary: its user's grants (the ccpulse database only) and readonly=1
+    on the query's own connection (tests/attacks/test_engine_grants.py attacks it without
+    this check). This names only what no grant covers in the embedded engine: ``INTO
+    OUTFILE`` and ``FORMAT`` (client-side; a second child of the root), scalar ``file()``,
+    and system tables beyond the schema's."""
     first = ast[0].strip() if ast else ""
     if not any(first == r or first.startswith(r + " ") for r in _UNTRUSTED_ROOTS):
         return "one SELECT, SHOW TABLES, DESCRIBE or EXISTS statement, without INTO OUTFILE or FORMAT"
@@ -164,6 +170,37 @@ def check_untrusted_ast(ast: list[str]) -> str | None:
             if words[1][len("system."):] not in _SYSTEM_TABLES_OK:
                 return f"{words[1]} is not readable here"
     return None
+
+
+#: The embedded engine's configuration and users files, written into its data path at every start.
+CONFIG_FILE, USERS_FILE = "ccpulse-config.xml", "ccpulse-users.xml"
+
+
+def embedded_users_xml(database: str) -> str:
+    """The one user of the embedded engine, with grants on ``database`` and nothing else.
+
+    The worker's writes and the typed queries of ``ccpulse sql`` share one engine and so one
+    user; the engine, not a parse tree, is the boundary: no other database, no table
+    function that reaches files, URLs or other servers (``file``, ``url``, ``remote``,
+    ``mysql``... need grants of their own), no ``SYSTEM``, no user or grant listing.
+    Batches are therefore inserted through the engine's ``Python()`` table function, which
+    reads the caller's own Arrow table and needs no grant (``ChdbClickHouse.insert_file``)."""
+    return f"""<clickhouse>
+  <profiles><default/></profiles>
+  <quotas><default/></quotas>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+      <grants>
+        <query>GRANT ALL ON {database}.*</query>
+      </grants>
+    </default>
+  </users>
+</clickhouse>
+"""
 
 
 class ChdbClickHouse:
@@ -184,8 +221,14 @@ class ChdbClickHouse:
             raise ClickHouseUnavailable(
                 f"embedded ClickHouse at {path} is in use by another process (a running `ccpulse worker`?): "
                 "stop it, or query through it with `ccpulse sql`")
+        from streams.config.private import write_private
+
+        users, config = Path(path).resolve() / USERS_FILE, Path(path).resolve() / CONFIG_FILE
+        write_private(users, embedded_users_xml(database))
+        write_private(config, f"<clickhouse><user_directories><users_xml><path>{escape(str(users))}</path>"
+                              "</users_xml></user_directories></clickhouse>\n")
         try:
-            self._session = session.Session(path)
+            self._session = session.Session(f"{path}?config-file={config}")
         except Exception as e:  # chdb raises a bare RuntimeError/ChdbError
             raise ClickHouseError(f"cannot open embedded ClickHouse at {path}: {e}") from None
         self.dialect: Dialect = "modern"
@@ -215,11 +258,14 @@ class ChdbClickHouse:
     def insert_file(self, table: str, columns: list[str], name: str) -> None:
         """Insert an Arrow file's rows (``write_arrow_file``): also what the engine's own
         process (streams/clickhouse/engine.py) is asked to do."""
+        from pyarrow import feather
+
         cols = ", ".join(columns)
+        batch = feather.read_table(name, memory_map=True)  # noqa: F841 -- read by the engine's Python()
         with self._lock:
             try:
                 self._session.query(
-                    f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM file('{name}', 'Arrow')")
+                    f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM Python(batch)")
             except Exception as e:
                 raise ClickHouseError(f"insert into {table}: {e}") from None
 
@@ -264,7 +310,8 @@ class ChdbClickHouse:
 class NativeClickHouse:
     """A ClickHouse server over the native protocol (clickhouse-driver)."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, database: str, url: str) -> None:
+    def __init__(self, host: str, port: int, user: str, password: str, database: str, url: str,
+                 typed: tuple[str, int, str, str] | None = None) -> None:
         from clickhouse_driver import Client
 
         # The driver logs each failed connect with a traceback; ClickHouseUnavailable below says
@@ -276,8 +323,11 @@ class NativeClickHouse:
                               connect_timeout=5, send_receive_timeout=60,
                               settings={"use_numpy": False})
         self._lock = threading.Lock()
-        # Typed queries get a connection of their own: a slow one never holds up the writes.
-        self._typed = Client(host=host, port=port, user=user, password=password,
+        # Typed queries get a connection of their own: a slow one never holds up the writes. As a
+        # read-only user of their own when one is given (the server's grants bound them).
+        th, tp, tu, tpw = typed or (host, port, user, password)
+        self.typed_user = tu
+        self._typed = Client(host=th, port=tp, user=tu, password=tpw,
                              connect_timeout=5, send_receive_timeout=60, settings={"use_numpy": False})
         self._typed_lock = threading.Lock()
         version = self._call(lambda c: c.execute("SELECT version()"))[0][0]

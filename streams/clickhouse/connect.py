@@ -12,11 +12,12 @@ from streams.clickhouse import ChdbClickHouse, ClickHouse, ClickHouseError, Clic
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def connect(url: str, database: str = "ccpulse", own_process: bool = False) -> ClickHouse:
+def connect(url: str, database: str = "ccpulse", own_process: bool = False, query_url: str | None = None) -> ClickHouse:
     """Open the engine a URL names (see the module docstring for the two forms).
 
     ``own_process``: run an embedded engine in a child process (streams/clickhouse/engine.py), as the
-    worker does; no effect on a server URL."""
+    worker does; no effect on a server URL. ``query_url``: on a server, the user typed queries
+    (``untrusted_query``) log in as, instead of the writer's."""
     u = urlparse(url)
     if u.scheme == "chdb":
         path = url[len("chdb://"):]
@@ -33,9 +34,15 @@ def connect(url: str, database: str = "ccpulse", own_process: bool = False) -> C
         db = (u.path or "/").strip("/") or database
         if not _DB_NAME.match(db):
             raise ClickHouseError(f"bad database name {db!r} in {url}")
+        typed = None
+        if query_url:
+            q = urlparse(query_url)
+            if q.scheme != "clickhouse":
+                raise ClickHouseError("clickhouse_query_url must be clickhouse://user:pass@host:9000/db")
+            typed = (q.hostname or "127.0.0.1", q.port or 9000, unquote(q.username or "default"), unquote(q.password or ""))
         try:
             return NativeClickHouse(u.hostname or "127.0.0.1", u.port or 9000, unquote(u.username or "default"),
-                                    unquote(u.password or ""), db, url)
+                                    unquote(u.password or ""), db, url, typed=typed)
         except ClickHouseUnavailable:
             raise
     raise ClickHouseError(f"unknown ClickHouse URL {url!r}: use chdb://path or clickhouse://user:pass@host:9000/db")

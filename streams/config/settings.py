@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     clickhouse_url: str = Field(
         "chdb://.ccpulse/chdb", description="`chdb://relative/path`, `chdb:///absolute/path` (embedded) or `clickhouse://user:pass@host:9000/db` (server).")
     clickhouse_database: str = Field("ccpulse", description="Database for chdb (a clickhouse:// URL names its own).")
+    clickhouse_query_url: str | None = Field(
+        None, description="On a server: `clickhouse://user:pass@host:9000/db` of a read-only user (`ccpulse db access` "
+                          "makes `grafana`) that the worker's /sql lane logs in as, so the server's grants bound what "
+                          "a typed query reaches. Unset: the lane logs in as the writer, with readonly=1.")
     engine_process: bool = Field(
         True, description="The worker runs an embedded (chdb://) engine in a child process: ~300 MB less in the worker, "
                           "and an engine crash is an outage it retries, not a worker crash.")

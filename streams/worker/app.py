@@ -117,7 +117,12 @@ def create_app(s: Settings) -> faust.App:
     # Every events offset committed leaves a record on the same partition of the interactions
     # changelog: recovery refuses to start from an empty one behind a commit (kafka/recovery.py).
     app.changelog_sources = {table.changelog_topic.get_topic_name(): s.topic_events}  # type: ignore[attr-defined]
-    writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database, own_process=s.engine_process))
+    if s.clickhouse_url.startswith("clickhouse://") and not s.clickhouse_query_url:
+        log.warning("typed queries on /sql log in as the writer's ClickHouse user (with readonly=1): set "
+                    "CCPULSE_CLICKHOUSE_QUERY_URL to the read-only user of `ccpulse db access` so the server's "
+                    "grants bound them")
+    writer = BatchWriter(lambda: connect(s.clickhouse_url, s.clickhouse_database, own_process=s.engine_process,
+                                         query_url=s.clickhouse_query_url))
     w = Worker(settings=s, app=app, centre=centre, writer=writer, sends=PartitionBatches(app),
                interactions=table, agents=agent_table, alert_groups=alert_table, flavour=flavour,
                changelogs=Changelogs(table.changelog_topic.get_topic_name(),

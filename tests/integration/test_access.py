@@ -17,7 +17,7 @@ import pytest
 from streams.clickhouse.access import OTHER_TABLES, TENANT_TABLES, Password, client_user, users_xml
 from streams.clickhouse.connect import connect
 from streams.clickhouse.migrate import migrate
-from streams.clickhouse import rows
+from streams.clickhouse import ClickHouseError, rows
 from tests.streams.test_clickhouse import RECORD
 from tests.services import wait_for
 
@@ -91,6 +91,28 @@ def test_the_readers_can_read_every_tenant_and_write_nothing(access_db: tuple) -
         acme.execute(f"INSERT INTO {db}.interactions (interaction_id, tenant) VALUES", [("x", "acme")])
     with pytest.raises(Exception, match="(?i)wrong password|Authentication failed|password is incorrect"):
         _client(port, client_user("acme"), "g-secret").execute("SELECT 1")
+
+
+def test_the_workers_query_lane_on_a_server_is_bounded_by_the_read_only_users_grants(access_db: tuple,
+                                                                                      tmp_path: Path) -> None:
+    """``clickhouse_query_url``: the worker's typed queries log in as ``db access``'s reader, so
+    the server, not a parse tree, refuses another database, files and writes (issue 24)."""
+    db, port, _ = access_db
+    canary = tmp_path / "canary.txt"
+    canary.write_text("CANARY-31337\n")
+    ch = connect(f"clickhouse://default:@127.0.0.1:{port}/{db}", query_url=f"clickhouse://grafana:r-secret@127.0.0.1:{port}/{db}")
+    try:
+        assert ch.typed_user == "grafana"  # type: ignore[attr-defined]
+        assert ch.untrusted_query(f"SELECT count() FROM {db}.interactions FINAL").rows == [(8,)]
+        for sql in (f"SELECT count() FROM {db}_private.t", f"SELECT * FROM file('{canary}', 'TSV', 'a String')",
+                    f"INSERT INTO {db}.dead_letters (reason) VALUES ('planted')", f"DROP TABLE {db}.dead_letters",
+                    "SELECT * FROM url('http://127.0.0.1:9/x', 'CSV', 'a String')"):
+            with pytest.raises(ClickHouseError) as refused:
+                ch.untrusted_query(sql)
+            assert "CANARY" not in str(refused.value), sql
+        assert ch.query(f"SELECT count() FROM {db}.dead_letters").rows == [(1,)]  # nothing planted or dropped
+    finally:
+        ch.close()
 
 
 def test_a_client_sees_only_its_own_tenant(access_db: tuple) -> None:
