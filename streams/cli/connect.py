@@ -92,14 +92,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     s = settings_of(args)
     conf = load_centre(s.centre_config).connectors
-    jobs: list[tuple[str, Callable[[], Any]]] = []
+    jobs: list[tuple[str, Callable[[Callable[[], bool]], Any]]] = []
     stopping = threading.Event()
     for a in conf.asterisk:
-        jobs.append((f"asterisk {a.queue_log} ({a.tenant})", lambda a=a: run_lines(
-            s, "asterisk", a.queue_log, lambda line, t=a.tenant: map_line(line, t), follow=True, stop=stopping.is_set)))
+        jobs.append((f"asterisk {a.queue_log} ({a.tenant})", lambda stop, a=a: run_lines(
+            s, "asterisk", a.queue_log, lambda line, t=a.tenant: map_line(line, t), follow=True, stop=stop)))
     for c in conf.amazon_connect:
-        jobs.append((f"amazon-connect {c.ctr} ({c.tenant})", lambda c=c: run_ctr_dir(
-            s, c.ctr, c.tenant, follow=True, stop=stopping.is_set)))
+        jobs.append((f"amazon-connect {c.ctr} ({c.tenant})", lambda stop, c=c: run_ctr_dir(
+            s, c.ctr, c.tenant, follow=True, stop=stop)))
     if not jobs:
         raise CliError("the centre file names no connector: add connectors: {asterisk: [{queue_log: FILE, tenant: T}], "
                        "amazon_connect: [{ctr: DIR, tenant: T}]} (docs/connectors/)")
@@ -108,15 +108,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             quote(t)
     except ValueError as e:
         raise CliError(str(e)) from None
-    from streams.connectors.run import note_failure
+    from streams.connectors.run import clear_failure, note_failure
 
-    def guarded(name: str, job: Callable[[], Any]) -> None:
+    def guarded(name: str, job: Callable[[Callable[[], bool]], Any]) -> None:
         """One source, apart from the others: a failure is logged, shown by ``connect status`` and
-        retried with backoff (1 s doubling to 60 s); it never stops another source."""
+        retried with backoff (1 s doubling to 60 s); it never stops another source. Once a retry
+        has read a whole round, the failure leaves ``connect status``."""
         failures = 0
         while not stopping.is_set():
+            rounds = 0
+
+            def stop() -> bool:  # asked before each round of reading
+                nonlocal rounds
+                rounds += 1
+                if rounds == 2 and failures:
+                    clear_failure(s, name)
+                return stopping.is_set()
+
             try:
-                job()
+                job(stop)
                 return
             except Exception as e:  # noqa: BLE001 -- one source failing must not stop the others
                 failures += 1

@@ -29,8 +29,9 @@ event kind: a CTR read again, or an updated CTR for the same contact, does not c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from streams.connectors.queue_log import Mapped, Rejected, checked
 
@@ -111,23 +112,79 @@ def _map(ctr: dict[str, Any], cid: str | None, objects: dict[str, dict[str, Any]
     return checked(events, f"contact {cid}")
 
 
-def records_of(text: str) -> list[Any]:
-    """Every JSON object in a file: one, JSON lines, or objects back to back (as Kinesis Data
-    Firehose writes them to S3). An unreadable rest of the file is returned as a string."""
+#: A contact record is a few kB; past this without a complete JSON value, the text is not one.
+MAX_RECORD = 1 << 20
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Text of a record file that is no JSON value: its reason and its first characters."""
+
+    reason: str
+    excerpt: str
+
+
+def iter_records(read: Callable[[int], str], max_record: int = MAX_RECORD, chunk: int = _CHUNK) -> Iterator[Any]:
+    """Every JSON value in a stream of text read ``chunk`` characters at a time: one object, JSON
+    lines, an array, or objects back to back (as Kinesis Data Firehose writes them to S3).
+
+    Memory stays within about ``max_record + chunk`` whatever the file's size. Text that is no
+    JSON value, nests too deep or runs past ``max_record`` yields one ``Unreadable`` and the
+    reading goes on at the next line (Firehose's back-to-back objects have no lines: the rest
+    of such a file is that one ``Unreadable``)."""
     import json
+    import re
 
     decoder = json.JSONDecoder()
-    out: list[Any] = []
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i].isspace():
-            i += 1
-        if i >= n:
-            break
+    nonspace = re.compile(r"\S")
+    buf, i, eof = "", 0, False
+
+    def more() -> bool:
+        nonlocal buf, i, eof
+        if eof:
+            return False
+        got = read(chunk)
+        eof = not got
+        buf, i = buf[i:] + got, 0
+        return bool(got)
+
+    while True:
+        m = nonspace.search(buf, i)
+        if m is None:
+            if not more():
+                return
+            continue
+        i = m.start()
         try:
-            obj, i = decoder.raw_decode(text, i)
-        except ValueError:
-            out.append(text[i:i + 200])
-            break
-        out.extend(obj if isinstance(obj, list) else [obj])
-    return out
+            obj, end = decoder.raw_decode(buf, i)
+        except RecursionError:
+            problem = Unreadable("JSON nested too deep", buf[i:i + 200])
+        except json.JSONDecodeError as e:
+            # Cut short by the end of what was read (near its end, or inside a string): read on.
+            cut = e.pos >= len(buf) - 64 or e.msg.startswith("Unterminated string")
+            if cut and len(buf) - i <= max_record and more():
+                continue
+            problem = Unreadable("not JSON" if not cut or eof else
+                                 f"no complete JSON value in {max_record:,} characters", buf[i:i + 200])
+        else:
+            # A value that ends exactly where the text read so far ends may go on in the next
+            # chunk (a number): read on before taking it.
+            if end == len(buf) and not eof and more():
+                continue
+            i = end
+            yield from (obj if isinstance(obj, list) else [obj])
+            continue
+        yield problem
+        while (nl := buf.find("\n", i)) < 0:  # on at the next line, a chunk at a time
+            buf, i = "", 0
+            if not more():
+                return
+        i = nl + 1
+
+
+def records_of(text: str) -> list[Any]:
+    """``iter_records`` of a whole text (tests, and files already in memory)."""
+    import io
+
+    return list(iter_records(io.StringIO(text).read))

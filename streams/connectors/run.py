@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from streams.config.settings import Settings
 from streams.connectors.follow import MAX_LINE, LineFollower
@@ -75,10 +75,6 @@ def run_lines(s: Settings, name: str, path: Path, mapper: Callable[[str], Mapped
     return st
 
 
-#: The largest contact-record file read; a larger one is one dead letter, never read whole.
-MAX_CTR_FILE = 64 * 1024 * 1024
-
-
 def safe_map(mapper: Callable[[Any], Mapped | Rejected], record: Any) -> Mapped | Rejected:
     """What a mapper makes of one record, or a dead letter when it fails on an input it did not
     foresee: one bad record never stops a connector, nor does it stop at the same place on every
@@ -125,29 +121,28 @@ def _dead_letter(rej: Rejected, name: str, path: Path, offset: int, line: str) -
                        line.encode("utf-8", "surrogateescape"))
 
 
-def _ctr_records(path: Path, directory: Path, size: int, tenant: str, map_ctr: Callable[..., Any],
-                 records_of: Callable[[str], list[Any]]) -> list[tuple[int, Mapped | Rejected, str]]:
-    """(index, what it maps to, its text) of each record of a contact-record file; a link that
-    leaves the folder, a file over ``MAX_CTR_FILE`` or one that is no JSON at all is one dead letter."""
+def _ctr_records(path: Path, directory: Path, tenant: str, map_ctr: Callable[..., Any],
+                 iter_records: Callable[[Callable[[int], str]], Iterator[Any]]
+                 ) -> Iterator[tuple[int, Mapped | Rejected, str]]:
+    """(index, what it maps to, its text) of each record of a contact-record file, read a chunk
+    at a time (any size; amazon_connect.iter_records); a link that leaves the folder is one
+    dead letter, and so is each stretch of text that is no record."""
+    from streams.connectors.amazon_connect import Unreadable
+
     if not path.resolve().is_relative_to(directory.resolve()):
-        return [(0, Rejected("outside_folder", "a link to a file outside the connector's folder: not read"), "")]
-    if size > MAX_CTR_FILE:
-        return [(0, Rejected("file_too_large", f"{size:,} bytes: contact record files are read up to "
-                                               f"{MAX_CTR_FILE:,}"), "")]
-    try:
-        records = records_of(path.read_text(errors="replace"))
-    except RecursionError:
-        return [(0, Rejected("garbled_line", "JSON nested too deep"), "")]
-    out = []
-    for i, rec in enumerate(records):
-        mapped = safe_map(lambda r: map_ctr(r, tenant), rec) if not isinstance(rec, str) else \
-            Rejected("garbled_line", "not JSON")
-        try:
-            raw = json.dumps(rec)[:65536]
-        except (ValueError, RecursionError):
-            raw = str(rec)[:65536]
-        out.append((i, mapped, raw))
-    return out
+        yield 0, Rejected("outside_folder", "a link to a file outside the connector's folder: not read"), ""
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, rec in enumerate(iter_records(f.read)):
+            if isinstance(rec, Unreadable):
+                yield i, Rejected("garbled_line", rec.reason), rec.excerpt
+                continue
+            mapped = safe_map(lambda r: map_ctr(r, tenant), rec)
+            try:
+                raw = json.dumps(rec)[:65536]
+            except (ValueError, RecursionError):
+                raw = str(rec)[:65536]
+            yield i, mapped, raw
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -173,10 +168,18 @@ def read_statuses(s: Settings) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(status_dir(s).glob("*.status.json"))]
 
 
+def _failure_file(s: Settings, source: str) -> Path:
+    return status_dir(s) / f"failing-{hashlib.sha1(source.encode()).hexdigest()[:10]}.status.json"
+
+
+def clear_failure(s: Settings, source: str) -> None:
+    """The source works again: its last failure is no longer news."""
+    _failure_file(s, source).unlink(missing_ok=True)
+
+
 def note_failure(s: Settings, source: str, error: str, failures: int, retry_in_s: float) -> None:
     """A source of ``connect run`` that failed and will be retried, for ``connect status``."""
-    key = "failing-" + hashlib.sha1(source.encode()).hexdigest()[:10]
-    _write_json(status_dir(s) / f"{key}.status.json",
+    _write_json(_failure_file(s, source),
                 {"connector": source.split(" ", 1)[0], "source": source, "error": f"{error[:300]} "
                  f"(failure {failures}, next try in {retry_in_s:.0f} s)", "updated_at": time.time()})
 
@@ -185,7 +188,7 @@ def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from
                 poll_s: float = 2.0, stop: Callable[[], bool] = lambda: False) -> Status:
     """Every contact record file in ``directory`` (new files, and files that grew, are read; the
     ids make a file read twice a no-op), bad records to the dead letters."""
-    from streams.connectors.amazon_connect import map_ctr, records_of
+    from streams.connectors.amazon_connect import iter_records, map_ctr
 
     key = f"amazon-connect-{hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:10]}"
     seen_file = status_dir(s) / f"{key}.files.json"
@@ -204,7 +207,7 @@ def run_ctr_dir(s: Settings, directory: Path, tenant: str, *, follow: bool, from
             todo = [p for p in files if seen.get(p.name) != p.stat().st_size]
             for path in todo:
                 size = path.stat().st_size
-                for i, out, raw in _ctr_records(path, directory, size, tenant, map_ctr, records_of):
+                for i, out, raw in _ctr_records(path, directory, tenant, map_ctr, iter_records):
                     _send(producer, s, st, out, f"amazon-connect:{path.name}:{i}",
                           lambda rej: _dead_letter(rej, "amazon-connect", path, i, raw))
                 producer.flush()

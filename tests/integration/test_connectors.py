@@ -309,3 +309,40 @@ def test_connect_run_follows_every_source_the_centre_file_names(site: Any, tmp_p
         out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     assert "following 2 source(s)" in out
+
+
+def test_connect_run_keeps_the_other_sources_going_while_one_fails_and_clears_its_error(site: Any,
+                                                                                         tmp_path: Path) -> None:
+    """A contact-record folder that is not there yet (an unmounted share): the queue_log is read
+    all the same, `connect status` shows the failing source, and once the folder appears its
+    records are read and the error leaves the status (issue 24)."""
+    env, w, _ = site
+    log = tmp_path / "queue_log"
+    shutil.copy(LOG, log)
+    ctr = tmp_path / "not-mounted-yet"
+    centre = tmp_path / "centre.yaml"
+    centre.write_text(f"connectors:\n  asterisk: [{{queue_log: {log}, tenant: pbx4}}]\n"
+                      f"  amazon_connect: [{{ctr: {ctr}, tenant: aws4}}]\n")
+    run_env = {**env, "CCPULSE_CENTRE_CONFIG": str(centre)}
+
+    def failing() -> list[str]:
+        rows = json.loads(run_cli(run_env, "connect", "status", "--format", "json").stdout)
+        return [r["error"] for r in rows if r.get("error") and str(ctr) in str(r.get("source"))]
+
+    p = subprocess.Popen(ccpulse_cmd("connect", "run"), env=run_env, cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: stored(w, "pbx4") == TRUTH, 60, "the queue_log's calls, beside the failing source",
+                 interval=1.0)
+        wait_for(failing, 30, "the failing source in connect status", interval=0.5)
+        assert "FileNotFoundError" in failing()[0] and "next try in" in failing()[0]
+        ctr.mkdir()
+        for f in (REPO / "tests" / "data" / "amazon-connect").glob("*.json*"):
+            shutil.copy(f, ctr / f.name)
+        wait_for(lambda: {r[0]: tuple(r[1:]) for r in w.query(CTR_SQL.replace("'aws'", "'aws4'"))} == CTR_EXPECTED,
+                 90, "the contact records once the folder is there", interval=1.0)
+        wait_for(lambda: not failing(), 30, "the error gone from connect status", interval=0.5)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
