@@ -40,22 +40,41 @@ GENERATED_COLUMNS = (
     "outcome", "disposition", "resolved", "csat", "csat_at", "closed_by_timeout", "anomalies", "n_events", "version")
 
 
-def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1_780_000_000_000) -> int:
+def year_shape(tenants: int = 20, queues: int = 400, agents: int = 5000) -> tuple[list[str], list[tuple[str, str, str]], int]:
+    """A large outsourcer (issue 25): ``tenants`` clients, ``queues`` queues shared out among them
+    (every third a chat queue), ``agents`` agents. The first tenant is ``acme`` with the queues
+    the dashboards' default variables name (acme-sales, acme-support, acme-chat)."""
+    names = ["acme"] + [f"client{n:02d}" for n in range(2, tenants + 1)]
+    per = max(3, queues // tenants)
+    groups = []
+    for t in names:
+        for q in range(per):
+            label = ("sales", "support", "chat")[q] if q < 3 else f"q{q:02d}"
+            groups.append((t, f"{t}-{label}", "chat" if q % 3 == 2 else "voice"))
+    return names, groups, max(1, agents // tenants)
+
+
+def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1_780_000_000_000,
+             shape: tuple[list[str], list[tuple[str, str, str]], int] | None = None) -> int:
     """Fill the tables; returns the newest event time (ms). Deterministic (hashes, no rand)."""
+    tenants, shaped_groups, agents_per = shape or (list(TENANTS), GROUPS, AGENTS_PER_TENANT)
     db = ch.database
     start_s = (end_ms - days * DAY_MS) // 1000
     step = days * 86_400 / interactions
-    groups = "[" + ", ".join(f"('{t}', '{q}', '{c}')" for t, q, c in GROUPS) + "]"
+    groups = "[" + ", ".join(f"('{t}', '{q}', '{c}')" for t, q, c in shaped_groups) + "]"
     h = "cityHash64(number, {salt})"
     t0 = time.monotonic()
-    ch.command(f"""
+    chunk = 10_000_000  # rows per statement: progress to show, and memory within bounds
+    for lo in range(0, interactions, chunk):
+        n = min(chunk, interactions - lo)
+        ch.command(f"""
         INSERT INTO {db}.interactions ({", ".join(GENERATED_COLUMNS)})
         SELECT
             concat('h', toString(number)) AS interaction_id, g.1 AS tenant, g.3 AS channel, g.2 AS queue,
             g.2 AS first_queue, [g.2] AS queues,
             if({h.format(salt=1)} % 10 < 8, concat(g.1, '-c', toString({h.format(salt=2)} % 50000)), NULL),
             0 AS priority,
-            if(answered, concat(g.1, '-a', toString({h.format(salt=3)} % {AGENTS_PER_TENANT})), NULL) AS agent_id,
+            if(answered, concat(g.1, '-a', toString({h.format(salt=3)} % {agents_per})), NULL) AS agent_id,
             agent_id AS first_agent_id,
             offered, if(answered, offered + wait / 1000, NULL), if(answered, NULL, offered + wait / 1000),
             if(answered, offered + (wait + talk + hold) / 1000, NULL),
@@ -66,18 +85,22 @@ def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1
         FROM
         (
             SELECT number,
-                   {groups}[1 + {h.format(salt=6)} % {len(GROUPS)}] AS g,
+                   {groups}[1 + {h.format(salt=6)} % {len(shaped_groups)}] AS g,
                    toDateTime64({start_s} + number * {step}, 3, 'UTC') AS offered,
                    {h.format(salt=7)} % 10 < 9 AS answered,
                    toUInt64({h.format(salt=8)} % 90000) AS wait,
                    if(answered, toUInt64(60000 + {h.format(salt=9)} % 400000), 0) AS talk,
                    if(answered AND {h.format(salt=10)} % 5 = 0, toUInt64({h.format(salt=11)} % 60000), 0) AS hold,
                    if(answered, toUInt64({h.format(salt=12)} % 90000), 0) AS acw
-            FROM numbers({interactions})
+            FROM numbers({lo}, {n})
         )""")
+        if interactions > chunk:
+            _note(f"  {lo + n:,} of {interactions:,} contacts")
     _note(f"{interactions:,} interactions generated in {time.monotonic() - t0:.1f} s")
     # What the stream writes: 15-minute parts (4 source partitions), queue settings, agents.
-    ch.command(f"""
+    month = 30 * 86_400
+    for lo_s in range(start_s - start_s % 86_400, end_ms // 1000 + 1, month):  # whole days: no interval split
+        ch.command(f"""
         INSERT INTO {db}.kpi_interval_parts
             (tenant, queue, channel, interval_start, local_day, source_partition, offered, answered,
              answered_in_sl, abandoned, abandoned_in_sl, short_abandons, wait_answered_ms, wait_abandoned_ms,
@@ -92,6 +115,7 @@ def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1
                countIf(csat IS NOT NULL), countIf(csat >= 4), sum(intDiv(talk_ms + 59999, 60000)), max(wait_ms),
                20, 5, 1
         FROM {db}.interactions
+        WHERE offered_at >= toDateTime64({lo_s}, 3, 'UTC') AND offered_at < toDateTime64({lo_s + month}, 3, 'UTC')
         GROUP BY tenant, queue, channel, iv, cityHash64(interaction_id) % 4""")
     ch.command(f"""
         INSERT INTO {db}.queue_settings
@@ -102,7 +126,7 @@ def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1
         INSERT INTO {db}.agent_intervals
         SELECT t, concat(t, '-a', toString(a)), toDateTime64({start_s} + iv * 900, 3, 'UTC'),
                900000, 200000, 450000, 150000, 100000, 450000, 1, 1
-        FROM (SELECT arrayJoin({list(TENANTS)}) AS t, arrayJoin(range({AGENTS_PER_TENANT})) AS a,
+        FROM (SELECT arrayJoin({tenants}) AS t, arrayJoin(range({agents_per})) AS a,
                      arrayJoin(range({intervals})) AS iv)
         WHERE cityHash64(t, a, iv) % 3 = 0""")
     ch.command(f"""
@@ -115,7 +139,7 @@ def generate(ch: ClickHouse, interactions: int, days: int = 180, end_ms: int = 1
                if(a % 4 = 3, 'break', ''), toDateTime64({end_s} - 60 * a, 3, 'UTC'), a % 4 = 1,
                [concat(t, '-sales'), concat(t, '-support'), concat(t, '-chat')],
                toDateTime64({end_s}, 3, 'UTC'), 1
-        FROM (SELECT arrayJoin({list(TENANTS)}) AS t, arrayJoin(range({AGENTS_PER_TENANT})) AS a)""")
+        FROM (SELECT arrayJoin({tenants}) AS t, arrayJoin(range({agents_per})) AS a)""")
     ch.command(f"""
         INSERT INTO {db}.kpi_live_parts
             (tenant, queue, channel, window_minutes, source_partition, snapshot_at, offered, answered,
@@ -174,26 +198,33 @@ def _values(board: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def measure_panels(workdir: Path, interactions: int = 10_000_000, repeats: int = 5) -> dict[str, Any]:
+def _time_queries(ch: ClickHouse, end_ms: int, repeats: int) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """Every dashboard query with its variables filled: (first run, median of ``repeats`` more)
+    per query, slowest first."""
     from streams.grafana.dashboards import build_all
     from streams.grafana.macros import expand
 
+    first: list[tuple[float, str]] = []
+    warm: list[tuple[float, str]] = []
+    for name, what, board, raw in _queries(build_all()):
+        from_ms, to_ms = _range(board["time"], end_ms)
+        sql = expand(raw, from_ms=from_ms, to_ms=to_ms, interval_s=900, variables=_values(board))
+        runs = []
+        for _ in range(repeats + 1):
+            t = time.perf_counter()
+            ch.query(sql)
+            runs.append((time.perf_counter() - t) * 1000)
+        first.append((runs[0], f"{name} / {what}"))
+        warm.append((statistics.median(runs[1:]), f"{name} / {what}"))
+    return sorted(first, reverse=True), sorted(warm, reverse=True)
+
+
+def measure_panels(workdir: Path, interactions: int = 10_000_000, repeats: int = 5) -> dict[str, Any]:
     ch = connect(f"chdb://{workdir / 'panels-chdb'}", "ccpulse")
     try:
         migrate(ch)
         end_ms = generate(ch, interactions)
-        timings: list[tuple[float, str]] = []
-        boards = build_all()
-        for name, what, board, raw in _queries(boards):
-            from_ms, to_ms = _range(board["time"], end_ms)
-            sql = expand(raw, from_ms=from_ms, to_ms=to_ms, interval_s=900, variables=_values(board))
-            runs = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                ch.query(sql)
-                runs.append((time.perf_counter() - t) * 1000)
-            timings.append((statistics.median(runs), f"{name} / {what}"))
-        timings.sort(reverse=True)
+        _, timings = _time_queries(ch, end_ms, repeats)
         _note("slowest dashboard queries: " + "; ".join(f"{w} {ms:.0f} ms" for ms, w in timings[:3]))
         return {
             "panel_interactions": interactions, "panel_queries": len(timings),
@@ -202,3 +233,42 @@ def measure_panels(workdir: Path, interactions: int = 10_000_000, repeats: int =
         }
     finally:
         ch.close()
+
+
+def measure_year(workdir: Path, interactions: int = 100_000_000, days: int = 365, repeats: int = 3,
+                 tenants: int = 20, queues: int = 400, agents: int = 5000) -> dict[str, Any]:
+    """A year of a large outsourcer (issue 25): ``interactions`` contacts over ``days`` days of
+    ``tenants`` clients, ``queues`` queues and ``agents`` agents, generated into the embedded
+    engine; then every dashboard query, cold (its first run in a freshly opened engine, in
+    dashboard order; the operating system's file cache is not dropped) and warm (the median of
+    ``repeats`` runs after)."""
+    path = workdir / "year-chdb"
+    ch = connect(f"chdb://{path}", "ccpulse")
+    t0 = time.monotonic()
+    try:
+        migrate(ch)
+        _note(f"year: generating {interactions:,} contacts over {days} days ({tenants} tenants, {queues} queues, "
+              f"{agents:,} agents)")
+        end_ms = generate(ch, interactions, days=days, shape=year_shape(tenants, queues, agents))
+        size = ch.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'ccpulse' AND active").rows[0][0]
+    finally:
+        ch.close()
+    generated_s = time.monotonic() - t0
+    ch = connect(f"chdb://{path}", "ccpulse")  # a fresh engine: its caches empty
+    try:
+        cold, warm = _time_queries(ch, end_ms, repeats)
+    finally:
+        ch.close()
+    _note("year: slowest dashboard queries (warm): " + "; ".join(f"{w} {ms:.0f} ms" for ms, w in warm[:3]))
+    _note("year: slowest dashboard queries (cold): " + "; ".join(f"{w} {ms:.0f} ms" for ms, w in cold[:3]))
+    return {
+        "year_interactions": interactions, "year_days": days, "year_tenants": tenants, "year_queues": queues,
+        "year_agents": agents, "year_generate_s": round(generated_s, 1), "year_data_mb": round((size or 0) / 2**20, 1),
+        "year_panel_queries": len(warm),
+        "year_panel_max_ms": round(warm[0][0], 1), "year_panel_p50_ms": round(statistics.median(t for t, _ in warm), 1),
+        "year_panel_cold_max_ms": round(cold[0][0], 1),
+        "year_panel_cold_p50_ms": round(statistics.median(t for t, _ in cold), 1),
+        "year_panel_slowest": warm[0][1], "year_panel_cold_slowest": cold[0][1],
+        "year_panel_over_300ms": sum(t > 300 for t, _ in warm),
+        "year_panel_slowest_5": [[w, round(ms, 1)] for ms, w in warm[:5]],
+    }

@@ -422,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="contacts of history the dashboard queries are timed over (default 10 million)")
     bench.add_argument("--skip-panels", action="store_true", help="no dashboard query timing")
     bench.add_argument("--skip-month", action="store_true", help="no month replay")
+    bench.add_argument("--year-interactions", type=int, default=100_000_000,
+                       help="contacts of the year stage (a large outsourcer's year: 20 tenants, 400 queues, "
+                            "5,000 agents; every dashboard query timed cold and warm)")
+    bench.add_argument("--year-days", type=int, default=365, help="days the year stage's contacts span")
+    bench.add_argument("--skip-year", action="store_true", help="no year stage")
     bench.add_argument("--month-interactions", type=int, default=88_000,
                        help="contacts of the simulated month replayed (default 88,000; smaller for a quick run)")
     bench.add_argument("--server-url", metavar="URL",
