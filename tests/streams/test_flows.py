@@ -265,3 +265,41 @@ def test_a_contact_of_the_first_day_read_after_days_of_agent_events_is_in_its_in
              if int(r["interval_start"].timestamp() * 1000 if hasattr(r["interval_start"], "timestamp")
                     else r["interval_start"]) == T0 - T0 % (15 * 60_000)]
     assert [r["busy_ms"] for r in first] == [120_000]
+
+
+def test_a_change_the_timer_never_wrote_is_written_by_the_next_worker(tmp_path: Path) -> None:
+    """A contact's handling arrives after the figures ran, and the worker is killed before they
+    run again: its inputs are committed, so its successor learns from the stored state alone
+    that the interval must be rewritten (the torture run found such intervals left stale)."""
+    from datetime import datetime, timezone
+
+    w, log = worker(tmp_path)
+    tables: list[Any] = []
+    real_write = w.writer.write
+
+    async def write(table: str, batch: Any) -> None:
+        tables.append((table, batch.to_pylist()))
+        await real_write(table, batch)
+
+    w.writer.write = write  # type: ignore[method-assign]
+    flow = AgentFlow(w, settled_kpis(w))
+    ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
+    own = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
+            "queues": ["sales"]},
+           {"type": "agent_ready", "event_id": "a2", "ts": ts(T0), "tenant": "acme", "agent_id": "ann"}]
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(own)]))
+    w.clock.observe(T0 + 3_600_000)
+    asyncio.run(flow.figures())
+    talk = [[T0 + 60_000, T0 + 180_000, None]]
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_activity, 0, "ann", {"i": "c1", "g": talk, "t": "acme"})]))
+    # Killed here. The successor has the table as the changelog restores it, nothing else.
+    stored = {k: orjson.loads(v) for t, _p, k, v in w.sends.queued if t == "ag-changelog"}  # type: ignore[attr-defined]
+    w.agents.data = dict(stored)
+    tables.clear()
+    flow = AgentFlow(w, settled_kpis(w))
+    asyncio.run(flow.figures())
+    first = [r for t, rs in tables if t == rows.AGENT_INTERVALS_TABLE for r in rs
+             if int(r["interval_start"].timestamp() * 1000) == T0 - T0 % (15 * 60_000)]
+    assert [r["busy_ms"] for r in first] == [120_000]
+    # Written: the mark leaves the state, so a third worker does not rewrite it again.
+    assert "d" not in w.agents.data[next(k for k in w.agents.data if k.endswith(b"ann"))]

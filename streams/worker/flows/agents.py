@@ -118,6 +118,12 @@ class AgentFlow:
                 w.agents.data[key] = st
                 changed[key] = (st, m.partition)
         for key, (st, partition) in changed.items():
+            # What the figures have yet to write goes to the changelog with the state: a worker
+            # killed before its timer ran has committed these inputs, and its successor learns
+            # from the state alone which intervals to rewrite (the torture run found them lost).
+            st["n"] = st.get("n", 0) + 1
+            if key in self.dirty:
+                st["d"] = self.dirty[key]
             self.store(key, st, partition)
         return Output(((rows.RAW_EVENTS_TABLE, raw_batch(good)),))
 
@@ -133,13 +139,16 @@ class AgentFlow:
         # the mark the last owner stored with each partition, else nowhere (all the history).
         table = w.agents.data
         stored = {p: (table.get(figures_key(p)) or {}).get("w") or 0 for p in owned}
-        if not self.written_until:  # after a start: the partitions' clocks from the recovered states
+        if not self.written_until:  # after a start: the partitions' clocks and the unwritten changes
             for key, st in table.items():
                 if st and not key.startswith(FIGURES_KEY) and st.get("p") in owned:
                     self._advance(self.event_clock, st["p"], ag.last_event_at(st))
                     self._advance(self.contact_clock, st["p"], ag.last_contact_at(st))
+                    if st.get("d") is not None:
+                        self.dirty[key] = min(self.dirty.get(key, st["d"]), st["d"])
         version = w.next_version()
         figures, live = [], []
+        written: list[tuple[bytes, int]] = []  # (agent, its change count) whose unwritten mark these rows cover
         for n, (key, st) in enumerate(list(table.items())):
             if n % 50 == 49:
                 await asyncio.sleep(0)  # let the agents and the consumer run between agents
@@ -160,6 +169,8 @@ class AgentFlow:
             # written by nobody yet; nor before what the state still holds whole.
             horizon = self.watermark(st["p"], now) - lateness
             floor = min(horizon, since_last)
+            if "d" in st:
+                written.append((key, st.get("n", 0)))
             start = max(min(self.dirty.pop(key, since_last), since_last), ag.complete_from(st))
             if not self.written_until:  # not before the agent's first event
                 start = max(start, ag.first_seen(st) or now)
@@ -188,11 +199,17 @@ class AgentFlow:
         await w.writer.write(rows.AGENT_INTERVALS_TABLE, intervals)
         await w.writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
         await w.writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
-        # Only once the rows are stored: the mark of where the figures stand.
+        # Only once the rows are stored: the mark of where the figures stand, and the agents'
+        # unwritten marks these rows covered (unless a change came in meanwhile).
         for p in owned:
             mark = {"p": p, "w": now}
             table[figures_key(p)] = mark
             w.sends.add(w.changelogs.agents, p, figures_key(p), orjson.dumps(mark))
+        for key, n in written:
+            st = table.get(key)
+            if st and st.get("n", 0) == n and "d" in st:
+                del st["d"]
+                self.store(key, st, st["p"])
         await w.send_or_exit()
 
     def register(self, app: faust.App, runner: BatchRunner, topic: Any) -> None:
