@@ -45,16 +45,22 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CliError(str(e)) from None
     out: list[list[Any]] = []
+    newest_days: list[str] = []
     for tenant in tenants:
         newest = q(planning.today_sql(db, literals[tenant]))
         if not newest or not newest[0][0] or str(newest[0][0]).startswith("1970"):
             continue
         today = date.fromisoformat(str(newest[0][0])[:10])
+        newest_days.append(today.isoformat())
         first, since = planning.window(centre, tenant, today, args.history_days)
         rows = q(planning.history_sql(db, literals[tenant], since, queue_filter))
         for r in planning.forecast_rows(centre, tenant, today, first, rows, args.days):
             out.append([r.tenant, r.queue, r.day.isoformat(), r.label, r.offered and round(r.offered, 1),
                         r.low and round(r.low, 1), r.high and round(r.high, 1), r.aht_s, r.required_agents, r.note])
+    if not out and newest_days:
+        raise CliError(f"no history to forecast from: the forecast learns from the days before the newest one "
+                       f"({max(newest_days)}) and there are none; load earlier days first (ccpulse demo --start DAY, "
+                       f"ccpulse demo --replay FILE) or check --queue")
     if not out:
         raise CliError("no figures to forecast from: run the pipeline first (ccpulse demo), or check --tenant/--queue")
     print_result(COLUMNS, out, args.format)

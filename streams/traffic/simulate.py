@@ -250,6 +250,9 @@ class _Sim:
         self.cfg = cfg
         self.rnd = random.Random(cfg.seed)
         self.t0 = int(cfg.start.timestamp() * 1000)
+        # Ids carry the simulated day, so another day's demo adds contacts instead of replaying
+        # the same ids (which would change nothing); the default day keeps its shorter ids.
+        self.day_tag = "" if cfg.start == SimConfig.start else f"d{cfg.start:%Y%m%d%H%M}"
         self.heap: list[tuple[int, int, str, Any]] = []
         self.seq = itertools.count()
         self.agent_events: list[dict[str, Any]] = []
@@ -317,7 +320,7 @@ class _Sim:
 
     # agent events
     def agent_event(self, t: int, typ: str, a: _Agent, **kw: Any) -> None:
-        self.agent_events.append({"type": typ, "event_id": f"{a.agent_id}:s{self.cfg.seed}:{next(self.agent_event_n)}",
+        self.agent_events.append({"type": typ, "event_id": f"{a.agent_id}:s{self.cfg.seed}{self.day_tag}:{next(self.agent_event_n)}",
                                   "ts": _iso(t), "tenant": a.tenant, "agent_id": a.agent_id, **kw})
 
     def on_login(self, t: int, data: Any) -> None:
@@ -391,7 +394,7 @@ class _Sim:
         self.arrivals_left -= 1
         n = len(self.contacts) + 1
         cust = self.rnd.choice(self.customers[q.tenant.name]) if self.rnd.random() < 0.85 else None
-        c = _Contact(f"{q.tenant.name}-s{self.cfg.seed}-{n:07d}", q.tenant.name, q.spec.channel, cust,
+        c = _Contact(f"{q.tenant.name}-s{self.cfg.seed}{self.day_tag}-{n:07d}", q.tenant.name, q.spec.channel, cust,
                      2 if self.rnd.random() < q.spec.priority_share else 0)
         self.contacts.append(c)
         if self.cfg.ivr is not None and q.spec.channel == "voice":
@@ -421,7 +424,7 @@ class _Sim:
         x = self.rnd2.random()
         for result, share in spec.only:
             if x < share:
-                o = _Contact(f"{c.tenant}-s{self.cfg.seed}-ivr{len(self.extras) + 1:07d}", c.tenant, "voice", None, 0)
+                o = _Contact(f"{c.tenant}-s{self.cfg.seed}{self.day_tag}-ivr{len(self.extras) + 1:07d}", c.tenant, "voice", None, 0)
                 entered = t + self.rnd2.randint(0, 60_000)
                 self.ivr_session(o, entered, entered + max(3_000, int(self.rnd2.expovariate(1.0 / spec.mean_s) * 1000)),
                                  result)
@@ -439,7 +442,7 @@ class _Sim:
         if not camp.hours[0] <= datetime.fromtimestamp(t / 1000, tz=zone).hour < camp.hours[1]:
             return
         agents = self.dialer_agents.setdefault(camp.name, [[f"{camp.name}.o{i:02d}", 0] for i in range(camp.agents)])
-        c = _Contact(f"{camp.tenant}-s{self.cfg.seed}-out{len(self.extras) + 1:07d}", camp.tenant, "voice", None, 0)
+        c = _Contact(f"{camp.tenant}-s{self.cfg.seed}{self.day_tag}-out{len(self.extras) + 1:07d}", camp.tenant, "voice", None, 0)
         c.direction, c.campaign, c.dialed_at = "outbound", camp.name, t
         c.record_id = f"{camp.name}-r{rnd.randrange(camp.records):05d}"
         self.ev(c, t, "dialed", campaign=camp.name, list_id=f"{camp.name}-list", record_id=c.record_id)
@@ -644,7 +647,7 @@ class _Sim:
         for camp in self.cfg.campaigns:
             for agent, busy_until in self.dialer_agents.get(camp.name, []):
                 def event(t: int, typ: str, **kw: Any) -> None:
-                    self.agent_events.append({"type": typ, "event_id": f"{agent}:s{self.cfg.seed}:d{next(self.dialer_event_n)}",
+                    self.agent_events.append({"type": typ, "event_id": f"{agent}:s{self.cfg.seed}{self.day_tag}:d{next(self.dialer_event_n)}",
                                               "ts": _iso(t), "tenant": camp.tenant, "agent_id": agent, **kw})
                 event(self.t0 - 60_000, "agent_login", queues=[])
                 event(self.t0 - 59_999, "agent_ready")

@@ -88,11 +88,12 @@ def test_each_readme_command_once_as_a_user_types_it(tmp_path: Path) -> None:
         assert "running" in ccpulse("dev", "status").stdout
         ccpulse("setup")
         ccpulse("db", "migrate")
-        rows = json.loads(ccpulse("sql", "SELECT count() AS n, toString(toDate(min(offered_at))) AS d FROM "
+        rows = json.loads(ccpulse("sql", "SELECT count() AS n, toString(toDate(min(offered_at))) AS d, "
+                                         "toString(toDate(max(offered_at))) AS last FROM "
                                          "ccpulse.interactions_current WHERE offered_at IS NOT NULL",
                                   "--format", "json").stdout)
         assert rows[0]["n"] > 300
-        day = rows[0]["d"]
+        day, last = rows[0]["d"], rows[0]["last"]
         verified = json.loads(ccpulse("verify", "--json").stdout)  # exit 0: every figure equals the recount
         assert verified["differences"] == [] and verified["rows_compared"] > 0
         ccpulse("recompute", "--from", day, "--to", day)
@@ -100,7 +101,15 @@ def test_each_readme_command_once_as_a_user_types_it(tmp_path: Path) -> None:
         assert (tmp_path / "acme.pdf").read_bytes()[:5] == b"%PDF-"
         staffing = ccpulse("staffing", "--tenant", "acme", "--day", day, "--format", "csv").stdout
         assert staffing.splitlines()[0].count(",") >= 4 and len(staffing.splitlines()) > 10
-        assert ccpulse("forecast", "--tenant", "acme", "--days", "1").stdout.strip()
+        # The forecast learns from the days before the newest: one day alone is a clear error; a
+        # second demo day gives it one, and each queue says it is too little (14 days by weekday).
+        alone = ccpulse("forecast", "--tenant", "acme", "--days", "1", check=False)
+        assert alone.returncode == 2 and "no history to forecast from" in alone.stderr, alone.stderr
+        nxt = (datetime.fromisoformat(last) + timedelta(days=1)).date().isoformat()
+        ccpulse("demo", "--interactions", "400", "--start", nxt, timeout=600)
+        fc = ccpulse("forecast", "--tenant", "acme", "--days", "1", "--format", "csv").stdout.strip().splitlines()
+        assert len(fc) >= 3 and all(line.startswith("acme,acme-") and "too little history: 1 days" in line
+                                    for line in fc[1:]), fc
         # A worker of its own, fed by the simulator and by a replayed file.
         w = Worker(env, tmp_path / "worker.log").start()
         done.add("worker")
@@ -166,7 +175,8 @@ def test_each_readme_command_once_as_a_user_types_it(tmp_path: Path) -> None:
         push = ccpulse("grafana", "push", "--url", f"http://127.0.0.1:{_closed_port()}", check=False)
         assert push.returncode == 2 and len(push.stderr.strip().splitlines()) == 1, push.stderr
         ccpulse("dev", "down")
-        assert "not running" in ccpulse("dev", "status", check=False).stdout
+        stopped = ccpulse("dev", "status", check=False)
+        assert stopped.returncode == 1 and "not started" in stopped.stdout
     finally:
         run_cli(env, "dev", "down", check=False)
     assert done >= SMOKED, f"not run: {sorted(SMOKED - done)}"
