@@ -152,6 +152,14 @@ def ack(consumer: Any, batch: list[Any], stand_in: Any) -> None:
     notify(consumer._waiting_for_ack)
 
 
+def release(consumer: Any, stand_in: Any) -> None:
+    """Stop making a rebalance wait for ``stand_in`` (of ``track``) without acking anything: for
+    a timer's writes, whose offsets are not its own to ack."""
+    with ack_lock:
+        consumer._unacked_messages.discard(stand_in)
+    notify(consumer._waiting_for_ack)
+
+
 def commit_hole(expected: int, acked: Iterable[int], gap_begins: Iterable[int]) -> tuple[int, int] | None:
     """(expected, lowest) when the lowest acknowledged or released offset lies past the next
     one that must be processed: committing the run after it would skip ``expected..lowest-1``."""

@@ -14,6 +14,7 @@ from streams.clickhouse import rows
 from streams.domain import agents as ag
 from streams.domain.keys import ident_of, split_key, state_key
 from streams.domain.windows import INTERVAL_MS
+from streams.kafka.inbox import release, track
 from streams.worker.context import Worker, states
 from streams.worker.flows.interactions import raw_batch
 from streams.worker.flows.kpis import KpiFlow
@@ -41,6 +42,7 @@ class AgentFlow:
         # paces, so lateness is judged by the slower one (see ``watermark``).
         self.event_clock: dict[int, int] = {}
         self.contact_clock: dict[int, int] = {}
+        self.last_record: Any = None  # an input record, to make a rebalance wait for the timer's writes
 
     def rebalanced(self) -> None:
         self.written_until = 0
@@ -89,6 +91,8 @@ class AgentFlow:
     async def handle(self, events: list[Any]) -> Output:
         """A batch of both agent-keyed topics: the agents' own events and their handling."""
         w, s = self.w, self.w.settings
+        if events:
+            self.last_record = events[-1]
         own = [m for m in events if m.topic == s.topic_agent_events]
         good = w.validated(own, "agent_events")
         changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
@@ -149,6 +153,7 @@ class AgentFlow:
         version = w.next_version()
         figures, live = [], []
         written: list[tuple[bytes, int]] = []  # (agent, its change count) whose unwritten mark these rows cover
+        trim: list[tuple[bytes, int]] = []  # (agent, horizon) to forget what ended before, once written
         for n, (key, st) in enumerate(list(table.items())):
             if n % 50 == 49:
                 await asyncio.sleep(0)  # let the agents and the consumer run between agents
@@ -178,10 +183,7 @@ class AgentFlow:
             pieces = ag.timeline(st, start, now)
             figures.append((st["t"], agent, ag.per_interval(pieces, INTERVAL_MS)))
             if len(st["f"]) > 64 or len(st["c"]) > 256:
-                before = (len(st["f"]), len(st["c"]))
-                ag.trim(st, floor)  # what a restart may still have to write from stays
-                if (len(st["f"]), len(st["c"])) != before:
-                    self.store(key, st, st["p"])
+                trim.append((key, floor))
         self.written_until = now
         if self.kpis.queue_rules:  # ready agents per queue, for rules on staffing while contacts wait
             ready: dict[tuple[int, str, str], int] = {}
@@ -199,18 +201,35 @@ class AgentFlow:
         await w.writer.write(rows.AGENT_INTERVALS_TABLE, intervals)
         await w.writer.write(rows.AGENT_NOT_READY_TABLE, reasons)
         await w.writer.write(rows.AGENT_LIVE_TABLE, rows.agent_live_batch(live, now, version))
-        # Only once the rows are stored: the mark of where the figures stand, and the agents'
-        # unwritten marks these rows covered (unless a change came in meanwhile).
-        for p in owned:
-            mark = {"p": p, "w": now}
-            table[figures_key(p)] = mark
-            w.sends.add(w.changelogs.agents, p, figures_key(p), orjson.dumps(mark))
-        for key, n in written:
-            st = table.get(key)
-            if st and st.get("n", 0) == n and "d" in st:
-                del st["d"]
-                self.store(key, st, st["p"])
-        await w.send_or_exit()
+        # Only once the rows are stored: the mark of where the figures stand, the agents'
+        # unwritten marks these rows covered (unless a change came in meanwhile) and the trims.
+        # These go to the changelog of partitions this worker owns: not once a rebalance has
+        # begun (another owner may be reading them back already: a stale state written now
+        # would be its successor's), and a rebalance beginning now waits until they are sent.
+        if not w.app.flow_control.is_active() or not self.kpis.settled():
+            return  # the next owner, or this worker after the rebalance, writes them
+        stand_in = track(w.app.consumer, [self.last_record]) if self.last_record is not None else None
+        try:
+            for p in owned:
+                mark = {"p": p, "w": now}
+                table[figures_key(p)] = mark
+                w.sends.add(w.changelogs.agents, p, figures_key(p), orjson.dumps(mark))
+            for key, n in written:
+                st = table.get(key)
+                if st and st.get("n", 0) == n and "d" in st:
+                    del st["d"]
+                    self.store(key, st, st["p"])
+            for key, horizon in trim:
+                st = table.get(key)
+                if st:
+                    before = (len(st["f"]), len(st["c"]))
+                    ag.trim(st, horizon)  # what a restart may still have to write from stays
+                    if (len(st["f"]), len(st["c"])) != before:
+                        self.store(key, st, st["p"])
+            await w.send_or_exit()
+        finally:
+            if stand_in is not None:
+                release(w.app.consumer, stand_in)
 
     def register(self, app: faust.App, runner: BatchRunner, topic: Any) -> None:
         runner.agent(topic, "agent-events")(self.handle)
