@@ -135,7 +135,11 @@ def _wait_processed(s: Settings, worker: WorkerProcess, produced: int, timeout: 
     done_once = False
     while time.monotonic() - start < timeout:
         _check_alive(worker)
-        h = worker.health()
+        try:
+            h = worker.health()
+        except OSError:  # alive but too busy to answer within 5 s (a long timer run): ask again
+            time.sleep(0.5)
+            continue
         stored = h["rows_written"].get("interactions", 0)
         line = (f"    events {h['events']:,}/{produced:,}  records stored {stored:,}/{h['records_emitted']:,}"
                 f"  dead letters {h['dead_letters']:,}")
@@ -155,12 +159,26 @@ def _wait_processed(s: Settings, worker: WorkerProcess, produced: int, timeout: 
     raise CliError(f"not all events were processed within {timeout:.0f} s; see {worker.log_path}")
 
 
+def _health(worker: WorkerProcess, timeout: float) -> dict[str, Any]:
+    """The worker's /health, asked again while it is alive but too busy to answer in 5 s."""
+    from streams.cli.common import CliError
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        _check_alive(worker)
+        try:
+            return worker.health()
+        except OSError:
+            time.sleep(0.5)
+    raise CliError(f"the worker did not answer on its health page within {timeout:.0f} s; see {worker.log_path}")
+
+
 def _wait_recounted(s: Settings, worker: WorkerProcess, timeout: float) -> dict[str, Any] | None:
     """Until the intervals that late or historic data changed past the stream's lateness
     horizon are recounted from their stored records (the worker's figure check)."""
     from streams.cli.common import CliError
 
-    h = worker.health()
+    h = _health(worker, timeout)
     if not h["figures"]["pending_late"]:
         return None
     _step(f"recounting {h['figures']['pending_late']:,} periods from their records "
@@ -168,7 +186,7 @@ def _wait_recounted(s: Settings, worker: WorkerProcess, timeout: float) -> dict[
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         _check_alive(worker)
-        h = worker.health()
+        h = _health(worker, timeout)
         if not h["figures"]["pending_late"]:
             print(f"    done ({time.monotonic() - start:.1f} s; {h['figures']['repaired']:,} interval rows rewritten)")
             return h

@@ -345,3 +345,24 @@ def test_agent_figures_write_nothing_to_the_changelog_once_a_rebalance_has_begun
     asyncio.run(flow.figures())
     assert len(w.sends.queued) > sent and w.app.consumer.tracked == 1  # type: ignore[attr-defined]
     assert w.app.consumer._unacked_messages == set()  # type: ignore[attr-defined]  # released once sent
+
+
+def test_history_older_than_the_lateness_read_just_after_a_restart_is_late(tmp_path: Path) -> None:
+    """A worker restarted over states of March 2026 reads a year-old history load before its
+    timer first runs: judged against the states' clocks, those changes are late (their intervals
+    are the recount's), not a year of intervals to rewrite per agent (which blocked the worker)."""
+    from datetime import datetime, timezone
+
+    w, _ = worker(tmp_path)
+    flow = AgentFlow(w, settled_kpis(w))
+    ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
+    now = {"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
+           "queues": ["sales"]}
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_events, 0, "ann", now)]))
+    flow = AgentFlow(w, settled_kpis(w))  # restarted: the states are all it has
+    year_ago = T0 - 365 * 86_400_000
+    old = {"type": "agent_login", "event_id": "h1", "ts": ts(year_ago), "tenant": "acme", "agent_id": "ann",
+           "queues": ["sales"]}
+    asyncio.run(flow.handle([msg(w.settings.topic_agent_events, 1, "ann", old)]))
+    (since,) = flow.dirty.values()
+    assert since == T0 - w.centre.windows.lateness_s * 1000

@@ -43,9 +43,23 @@ class AgentFlow:
         self.event_clock: dict[int, int] = {}
         self.contact_clock: dict[int, int] = {}
         self.last_record: Any = None  # an input record, to make a rebalance wait for the timer's writes
+        self.clocked: set[int] = set()  # partitions whose clocks are rebuilt from their states since a start
+
+    def _clocks_from_states(self, partition: int) -> None:
+        """A partition's two clocks from its recovered states, before its first input is judged:
+        history older than the lateness arriving just after a restart is late as before it
+        (judged against empty clocks, a year-old load was rewritten interval by interval)."""
+        if partition in self.clocked:
+            return
+        self.clocked.add(partition)
+        for key, st in self.w.agents.data.items():
+            if st and not key.startswith(FIGURES_KEY) and st.get("p") == partition:
+                self._advance(self.event_clock, partition, ag.last_event_at(st))
+                self._advance(self.contact_clock, partition, ag.last_contact_at(st))
 
     def rebalanced(self) -> None:
         self.written_until = 0
+        self.clocked.clear()  # partitions may have come from another worker, with newer states
 
     def store(self, key: bytes, st: Any, partition: int) -> None:
         st["p"] = partition
@@ -93,6 +107,8 @@ class AgentFlow:
         w, s = self.w, self.w.settings
         if events:
             self.last_record = events[-1]
+        for p in {m.partition for m in events}:
+            self._clocks_from_states(p)
         own = [m for m in events if m.topic == s.topic_agent_events]
         good = w.validated(own, "agent_events")
         changed: dict[bytes, tuple[Any, int]] = {}  # written once per agent and batch
@@ -146,8 +162,7 @@ class AgentFlow:
         if not self.written_until:  # after a start: the partitions' clocks and the unwritten changes
             for key, st in table.items():
                 if st and not key.startswith(FIGURES_KEY) and st.get("p") in owned:
-                    self._advance(self.event_clock, st["p"], ag.last_event_at(st))
-                    self._advance(self.contact_clock, st["p"], ag.last_contact_at(st))
+                    self._clocks_from_states(st["p"])
                     if st.get("d") is not None:
                         self.dirty[key] = min(self.dirty.get(key, st["d"]), st["d"])
         version = w.next_version()
