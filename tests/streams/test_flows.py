@@ -96,6 +96,29 @@ def worker(tmp_path: Path) -> tuple[Worker, list[Any]]:
     return w, log
 
 
+def ann_logs_in_ready() -> list[dict[str, Any]]:
+    """Agent ann of acme logs in to sales and is ready, at T0."""
+    from datetime import datetime, timezone
+
+    at = datetime.fromtimestamp(T0 / 1000, tz=timezone.utc).isoformat()
+    return [{"type": "agent_login", "event_id": "a1", "ts": at, "tenant": "acme", "agent_id": "ann", "queues": ["sales"]},
+            {"type": "agent_ready", "event_id": "a2", "ts": at, "tenant": "acme", "agent_id": "ann"}]
+
+
+def rows_capturing_worker(tmp_path: Path) -> tuple[Worker, list[Any]]:
+    """A worker whose writer also keeps every batch's rows: (table, rows) in write order."""
+    w, _ = worker(tmp_path)
+    tables: list[Any] = []
+    real_write = w.writer.write
+
+    async def write(table: str, batch: Any) -> None:
+        tables.append((table, batch.to_pylist()))
+        await real_write(table, batch)
+
+    w.writer.write = write  # type: ignore[method-assign]
+    return w, tables
+
+
 def msg(topic: str, offset: int, key: str, value: Any, partition: int = 0) -> Any:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
     return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=key.encode(), value=raw)
@@ -226,9 +249,7 @@ def test_agent_figures_cover_every_interval_when_the_clock_jumps_past_the_latene
     flow = AgentFlow(w, settled_kpis(w))
     ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
     day = 86_400_000
-    first = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
-              "queues": ["sales"]},
-             {"type": "agent_ready", "event_id": "a2", "ts": ts(T0), "tenant": "acme", "agent_id": "ann"}]
+    first = ann_logs_in_ready()
     asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(first)]))
     w.clock.observe(T0 + 15 * 60_000)
     asyncio.run(flow.figures())
@@ -252,21 +273,11 @@ def test_a_contact_of_the_first_day_read_after_days_of_agent_events_is_in_its_in
     (the torture run's never-killed reference lacked the busy time of the first day)."""
     from datetime import datetime, timezone
 
-    w, log = worker(tmp_path)
-    tables: list[Any] = []
-    real_write = w.writer.write
-
-    async def write(table: str, batch: Any) -> None:
-        tables.append((table, batch.to_pylist()))
-        await real_write(table, batch)
-
-    w.writer.write = write  # type: ignore[method-assign]
+    w, tables = rows_capturing_worker(tmp_path)
     flow = AgentFlow(w, settled_kpis(w))
     ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
     day = 86_400_000
-    own = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
-            "queues": ["sales"]},
-           {"type": "agent_ready", "event_id": "a2", "ts": ts(T0), "tenant": "acme", "agent_id": "ann"}]
+    own = ann_logs_in_ready()
     own += [{"type": "agent_not_ready", "event_id": f"n{d}", "ts": ts(T0 + d * day), "tenant": "acme",
              "agent_id": "ann", "reason": "break"} for d in range(1, 5)]
     asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(own)]))
@@ -290,20 +301,10 @@ def test_a_change_the_timer_never_wrote_is_written_by_the_next_worker(tmp_path: 
     that the interval must be rewritten (the torture run found such intervals left stale)."""
     from datetime import datetime, timezone
 
-    w, log = worker(tmp_path)
-    tables: list[Any] = []
-    real_write = w.writer.write
-
-    async def write(table: str, batch: Any) -> None:
-        tables.append((table, batch.to_pylist()))
-        await real_write(table, batch)
-
-    w.writer.write = write  # type: ignore[method-assign]
+    w, tables = rows_capturing_worker(tmp_path)
     flow = AgentFlow(w, settled_kpis(w))
     ts = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()  # noqa: E731
-    own = [{"type": "agent_login", "event_id": "a1", "ts": ts(T0), "tenant": "acme", "agent_id": "ann",
-            "queues": ["sales"]},
-           {"type": "agent_ready", "event_id": "a2", "ts": ts(T0), "tenant": "acme", "agent_id": "ann"}]
+    own = ann_logs_in_ready()
     asyncio.run(flow.handle([msg(w.settings.topic_agent_events, n, "ann", e) for n, e in enumerate(own)]))
     w.clock.observe(T0 + 3_600_000)
     asyncio.run(flow.figures())
